@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "powercut",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "powercut", targets: ["powercut"]),
+        .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
+        .library(name: "PowercutModel", targets: ["PowercutModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The trace format: records, text and binary readers and writers.
+        .target(name: "PowercutTrace"),
+        // The persistence model and the replayer that walks every cut point.
+        .target(name: "PowercutModel", dependencies: ["PowercutTrace"]),
+        // Printers over findings: text, JSON.
+        .target(name: "PowercutReport", dependencies: ["PowercutTrace", "PowercutModel"]),
+        // The command-line frontend.
+        .executableTarget(
+            name: "powercut",
+            dependencies: [
+                "PowercutTrace", "PowercutModel", "PowercutReport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "PowercutTraceTests", dependencies: ["PowercutTrace"]),
+        .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "powercutTests", dependencies: ["PowercutTrace"]),
+    ]
+)

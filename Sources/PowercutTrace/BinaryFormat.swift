@@ -1,0 +1,436 @@
+/// The binary trace form, version 1: the text form's information, compact and fast to
+/// stream. Docs/binary-format.md describes it for other implementations.
+///
+///     file    := MAGIC version:varint record* END
+///     MAGIC   := 89 50 43 54 0D 0A 1A 0A              ("\x89PCT\r\n\x1a\n")
+///     END     := 07 eventCount:varint                 (absent: the writer died)
+///
+/// Header records (before the first event; a stack record may also appear between
+/// events), tag then fields:
+///
+///     01 line-size  n:varint
+///     02 domain     d:u8 (0 adr, 1 eadr, 2 wpq)
+///     03 pmem       base:varint len:varint flags:u8 (1 volatile, 2 named) [name:str]
+///     04 module     path:str base:varint size:varint flags:u8 (1 build-id) [id:str]
+///     05 stack      id:varint count:varint frame0:varint (zz delta to previous frame)*
+///     06 meta       key:str value:str
+///
+/// Events: one tag byte `0x20 | kind | 0x40 (has stack) | 0x80 (has data)`, kind as
+/// `EventKind.rawValue`, then its fields, then `stack:varint` if flagged, then the data
+/// bytes if flagged. Addresses are zigzag varint deltas from a running address `prev`
+/// (0 at the start), so a sequential copy writes delta 0 per store:
+///
+///     store/ntstore  zz(addr-prev) size:varint          prev = addr+size
+///     clwb/clflushopt/clflush  zz(addr-prev)            prev = addr
+///     sfence/mfence/fence/wpqflush  (nothing)
+///     op begin  id:varint zz(dst-prev) len:varint flags:u8 [zz(src-dst)] [name:str]
+///               flags: 1 src, 2 name, 4 contract given, (contract << 3)   prev = dst
+///     op end    id:varint
+///     durable   zz(addr-prev) len:varint                prev = addr
+///
+/// `varint` is unsigned LEB128, `zz` zigzag (0,-1,1,-2… as 0,1,2,3…), `str` a varint
+/// byte count then UTF-8.
+public enum BinaryFormat {
+    public static let magic: [UInt8] = [0x89, 0x50, 0x43, 0x54, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    enum Tag {
+        static let lineSize: UInt8 = 0x01
+        static let domain: UInt8 = 0x02
+        static let pmem: UInt8 = 0x03
+        static let module: UInt8 = 0x04
+        static let stack: UInt8 = 0x05
+        static let meta: UInt8 = 0x06
+        static let end: UInt8 = 0x07
+        static let event: UInt8 = 0x20
+        static let hasStack: UInt8 = 0x40
+        static let hasData: UInt8 = 0x80
+    }
+
+    @inline(__always) static func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
+    @inline(__always) static func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
+}
+
+/// Streams a trace out in the binary form.
+public final class BinaryTraceWriter: TraceSink {
+    private let out: OutputFile
+    private var prev: UInt64 = 0
+    private var scratch: [UInt8] = []
+
+    public init(_ out: OutputFile) {
+        self.out = out
+        scratch.reserveCapacity(256)
+    }
+
+    @inline(__always)
+    private func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    @inline(__always)
+    private func delta(_ to: UInt64, from: UInt64) {
+        varint(BinaryFormat.zigzag(Int64(bitPattern: to &- from)))
+    }
+
+    private func string(_ s: String) {
+        varint(UInt64(s.utf8.count))
+        for b in s.utf8 { out.append(b) }
+    }
+
+    public func begin(_ header: TraceHeader) throws(TraceError) {
+        for b in BinaryFormat.magic { out.append(b) }
+        varint(TraceVersion.binary)
+        for r in header.records {
+            switch r {
+            case .lineSize(let n):
+                out.append(BinaryFormat.Tag.lineSize)
+                varint(n)
+            case .domain(let d):
+                out.append(BinaryFormat.Tag.domain)
+                out.append(d.rawValue)
+            case .pmem(let p):
+                out.append(BinaryFormat.Tag.pmem)
+                varint(p.base)
+                varint(p.length)
+                out.append((p.isVolatile ? 1 : 0) | (p.name != nil ? 2 : 0))
+                if let name = p.name { string(name) }
+            case .module(let m):
+                out.append(BinaryFormat.Tag.module)
+                string(m.path)
+                varint(m.base)
+                varint(m.size)
+                out.append(m.buildID != nil ? 1 : 0)
+                if let id = m.buildID { string(id) }
+            case .stack(let id, let frames):
+                stack(id, frames)
+            case .meta(let k, let v):
+                out.append(BinaryFormat.Tag.meta)
+                string(k)
+                string(v)
+            }
+            try out.flushIfFull()
+        }
+    }
+
+    private func stack(_ id: UInt32, _ frames: [UInt64]) {
+        out.append(BinaryFormat.Tag.stack)
+        varint(UInt64(id))
+        varint(UInt64(frames.count))
+        var last: UInt64 = 0
+        for f in frames {
+            delta(f, from: last)
+            last = f
+        }
+    }
+
+    public func write(_ batch: EventBatch, names: [String], stacks: [UInt32: [UInt64]]) throws(TraceError) {
+        for e in batch.events {
+            if e.kind == .stackDefinition {
+                let id = UInt32(e.address)
+                stack(id, stacks[id] ?? [])
+                continue
+            }
+            var tag = BinaryFormat.Tag.event | e.kind.rawValue
+            if e.stack != 0 { tag |= BinaryFormat.Tag.hasStack }
+            if e.hasData { tag |= BinaryFormat.Tag.hasData }
+            out.append(tag)
+            switch e.kind {
+            case .store, .ntstore:
+                delta(e.address, from: prev)
+                varint(e.size)
+                prev = e.address &+ e.size
+            case .clwb, .clflushopt, .clflush:
+                delta(e.address, from: prev)
+                prev = e.address
+            case .sfence, .mfence, .fence, .wpqflush, .stackDefinition:
+                break
+            case .opBegin:
+                varint(e.op)
+                delta(e.address, from: prev)
+                varint(e.size)
+                var flags: UInt8 = e.contract.rawValue << 3
+                if e.hasSource { flags |= 1 }
+                if e.name != 0 { flags |= 2 }
+                if e.hasExplicitContract { flags |= 4 }
+                out.append(flags)
+                if e.hasSource { delta(e.source, from: e.address) }
+                if e.name != 0 { string(names[Int(e.name) - 1]) }
+                prev = e.address
+            case .opEnd:
+                varint(e.op)
+            case .durable:
+                delta(e.address, from: prev)
+                varint(e.size)
+                prev = e.address
+            }
+            if e.stack != 0 { varint(UInt64(e.stack)) }
+            if e.hasData {
+                let start = Int(e.dataOffset)
+                for i in start..<start + Int(e.size) { out.append(batch.data[i]) }
+            }
+            try out.flushIfFull()
+        }
+    }
+
+    public func end(eventCount: UInt64) throws(TraceError) {
+        out.append(BinaryFormat.Tag.end)
+        varint(eventCount)
+        try out.commit()
+    }
+}
+
+/// Reads the binary form.
+final class BinaryTraceReader {
+    private let input: ByteInput
+    private var validator = TraceValidator()
+    private var seq: UInt64 = 0
+    private var prev: UInt64 = 0
+    private(set) var header = TraceHeader()
+    private(set) var names: [String] = []
+    private var nameIndex: [String: UInt32] = [:]
+    private var finished = false
+    /// The tag of the first event, read while looking for the end of the header.
+    private var pendingTag: UInt8?
+
+    var stacks: [UInt32: [UInt64]] { validator.stacks }
+
+    init(input: ByteInput) throws(TraceError) {
+        self.input = input
+        guard try input.ensure(BinaryFormat.magic.count),
+              (0..<BinaryFormat.magic.count).allSatisfy({ input.buffer[input.position + $0] == BinaryFormat.magic[$0] })
+        else { throw TraceError(file: input.name, "not a powercut binary trace (bad magic)") }
+        input.position += BinaryFormat.magic.count
+        let version = try varint()
+        if version != TraceVersion.binary {
+            throw fail("unsupported binary trace version \(version) (this build reads binary version \(TraceVersion.binary))")
+        }
+        try readHeader()
+    }
+
+    private func fail(_ message: String) -> TraceError {
+        TraceError(file: input.name, location: "byte \(input.fileOffset)", message)
+    }
+
+    private func truncated() -> TraceError {
+        fail("truncated binary trace: it ends inside a record (the writer may have died; re-record it)")
+    }
+
+    @inline(__always)
+    private func byte() throws(TraceError) -> UInt8 {
+        if input.position >= input.end {
+            guard try input.ensure(1) else { throw truncated() }
+        }
+        let b = input.buffer[input.position]
+        input.position += 1
+        return b
+    }
+
+    @inline(__always)
+    private func varint() throws(TraceError) -> UInt64 {
+        // Fast path: the whole varint is in the buffer.
+        if input.end - input.position >= 10 {
+            let p = input.buffer + input.position
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            var i = 0
+            while true {
+                let b = p[i]
+                i += 1
+                v |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { break }
+                shift += 7
+                if i == 10 { throw fail("bad varint (more than 64 bits)") }
+            }
+            input.position += i
+            return v
+        }
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            if shift == 63 && b > 1 { throw fail("bad varint (more than 64 bits)") }
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+            if shift > 63 { throw fail("bad varint (more than 64 bits)") }
+        }
+    }
+
+    @inline(__always)
+    private func address() throws(TraceError) -> UInt64 {
+        prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(try varint()))
+    }
+
+    private func string() throws(TraceError) -> String {
+        let n = try varint()
+        guard n <= 1 << 24 else { throw fail("string of \(n) bytes is too long (corrupt trace?)") }
+        guard try input.ensure(Int(n)) else { throw truncated() }
+        let s = String(decoding: UnsafeBufferPointer(start: input.buffer + input.position, count: Int(n)), as: UTF8.self)
+        input.position += Int(n)
+        return s
+    }
+
+    private func stackRecord() throws(TraceError) -> (UInt32, [UInt64]) {
+        let id = try varint()
+        guard id <= UInt64(UInt32.max) else { throw fail("stack ID \(id) is too large") }
+        let count = try varint()
+        guard count <= 1 << 16 else { throw fail("stack \(id) has \(count) frames (corrupt trace?)") }
+        var frames: [UInt64] = []
+        frames.reserveCapacity(Int(count))
+        var last: UInt64 = 0
+        for _ in 0..<count {
+            last = last &+ UInt64(bitPattern: BinaryFormat.unzigzag(try varint()))
+            frames.append(last)
+        }
+        return (UInt32(id), frames)
+    }
+
+    private func readHeader() throws(TraceError) {
+        while true {
+            let tag = try byte()
+            let record: HeaderRecord
+            switch tag {
+            case BinaryFormat.Tag.lineSize:
+                record = .lineSize(try varint())
+            case BinaryFormat.Tag.domain:
+                let d = try byte()
+                guard let domain = Domain(rawValue: d) else { throw fail("unknown domain code \(d) (expected 0 adr, 1 eadr, 2 wpq)") }
+                record = .domain(domain)
+            case BinaryFormat.Tag.pmem:
+                var r = PmemRange(base: try varint(), length: try varint())
+                let flags = try byte()
+                r.isVolatile = flags & 1 != 0
+                if flags & 2 != 0 { r.name = try string() }
+                record = .pmem(r)
+            case BinaryFormat.Tag.module:
+                var m = Module(path: try string(), base: try varint(), size: try varint())
+                if try byte() & 1 != 0 { m.buildID = try string() }
+                record = .module(m)
+            case BinaryFormat.Tag.stack:
+                let (id, frames) = try stackRecord()
+                record = .stack(id: id, frames: frames)
+            case BinaryFormat.Tag.meta:
+                record = .meta(key: try string(), value: try string())
+            case BinaryFormat.Tag.end:
+                try readEnd()
+                if let problem = validator.finish() { throw fail(problem) }
+                return
+            default:
+                guard tag & BinaryFormat.Tag.event != 0 else { throw fail("unknown record tag 0x\(hex(UInt64(tag)))") }
+                pendingTag = tag
+                return
+            }
+            if let problem = validator.header(record) { throw fail(problem) }
+            header.records.append(record)
+        }
+    }
+
+    private func readEnd() throws(TraceError) {
+        let count = try varint()
+        if count != seq {
+            throw fail("trailer says \(count) events but \(seq) were read (corrupt trace)")
+        }
+        if try input.ensure(1) { throw fail("bytes after the end record (corrupt trace)") }
+        finished = true
+    }
+
+    func read(into batch: inout EventBatch, max: Int) throws(TraceError) -> Bool {
+        while batch.events.count < max {
+            if finished { return !batch.events.isEmpty }
+            _ = try input.ensure(64)
+            let tag: UInt8
+            if let t = pendingTag {
+                tag = t
+                pendingTag = nil
+            } else {
+                guard input.position < input.end else {
+                    throw fail("truncated binary trace: no end record after \(seq) events (the writer may have died; re-record it)")
+                }
+                tag = input.buffer[input.position]
+                input.position += 1
+            }
+            if tag == BinaryFormat.Tag.stack {
+                let (id, frames) = try stackRecord()
+                if let problem = validator.defineStack(id, frames) { throw fail(problem) }
+                var e = Event(kind: .stackDefinition, seq: seq, address: UInt64(id))
+                e.seq = seq
+                batch.events.append(e)
+                continue
+            }
+            if tag == BinaryFormat.Tag.end {
+                try readEnd()
+                if let problem = validator.finish() { throw fail(problem) }
+                return !batch.events.isEmpty
+            }
+            guard tag & BinaryFormat.Tag.event != 0, let kind = EventKind(rawValue: tag & 0x1F), kind != .stackDefinition else {
+                throw fail(tag < BinaryFormat.Tag.event
+                    ? "header record (tag 0x\(hex(UInt64(tag)))) after the first event"
+                    : "unknown event code \(tag & 0x1F)")
+            }
+            var e = Event(kind: kind, seq: seq)
+            switch kind {
+            case .store, .ntstore:
+                e.address = try address()
+                e.size = try varint()
+                prev = e.address &+ e.size
+            case .clwb, .clflushopt, .clflush:
+                e.address = try address()
+                prev = e.address
+            case .sfence, .mfence, .fence, .wpqflush, .stackDefinition:
+                break
+            case .opBegin:
+                e.op = try varint()
+                e.address = try address()
+                e.size = try varint()
+                let flags = try byte()
+                guard let c = Contract(rawValue: flags >> 3) else { throw fail("unknown contract code \(flags >> 3)") }
+                e.contract = c
+                if flags & 4 != 0 { e.flags |= Event.Flags.explicitContract }
+                if flags & 1 != 0 {
+                    e.source = e.address &+ UInt64(bitPattern: BinaryFormat.unzigzag(try varint()))
+                    e.flags |= Event.Flags.hasSource
+                }
+                if flags & 2 != 0 { e.name = intern(try string()) }
+                prev = e.address
+            case .opEnd:
+                e.op = try varint()
+            case .durable:
+                e.address = try address()
+                e.size = try varint()
+                prev = e.address
+            }
+            if tag & BinaryFormat.Tag.hasStack != 0 {
+                let s = try varint()
+                guard s > 0 && s <= UInt64(UInt32.max) else { throw fail("bad stack ID \(s)") }
+                e.stack = UInt32(s)
+            }
+            if tag & BinaryFormat.Tag.hasData != 0 {
+                guard kind.isStore else { throw fail("data on a \(kind.keyword) event") }
+                guard e.size > 0 && e.size <= TraceValidator.maxStoreSize else {
+                    throw fail("\(kind.keyword) SIZE \(e.size) is out of range (expected 1 to \(TraceValidator.maxStoreSize))")
+                }
+                guard try input.ensure(Int(e.size)) else { throw truncated() }
+                e.flags |= Event.Flags.hasData
+                e.dataOffset = UInt32(batch.data.count)
+                batch.data.append(contentsOf: UnsafeBufferPointer(start: input.buffer + input.position, count: Int(e.size)))
+                input.position += Int(e.size)
+            }
+            if let problem = validator.event(e, at: .event(seq)) { throw fail("event #\(seq): " + problem) }
+            seq += 1
+            batch.events.append(e)
+        }
+        return true
+    }
+
+    private func intern(_ s: String) -> UInt32 {
+        if let i = nameIndex[s] { return i }
+        names.append(s)
+        let i = UInt32(names.count)
+        nameIndex[s] = i
+        return i
+    }
+}

@@ -1,0 +1,111 @@
+import Glibc
+
+/// An output file written crash-safely: the bytes go to `PATH.incomplete`, which is
+/// fsynced and renamed over PATH only by `commit()`, and the directory is fsynced
+/// after. A reader therefore sees the old file or the whole new one, never a torn one;
+/// a writer that dies leaves only the `.incomplete` file. `-` writes standard output.
+public final class OutputFile {
+    public let path: String
+    private let temporary: String?
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private var committed = false
+
+    private static let flushThreshold = 1 << 20
+
+    public init(path: String) throws(TraceError) {
+        self.path = path
+        if path == "-" {
+            temporary = nil
+            fd = 1
+        } else {
+            let tmp = path + ".incomplete"
+            let d = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if d < 0 {
+                let why = String(cString: strerror(errno))
+                throw TraceError(.io, file: path, "cannot create output: \(why) (check that the directory exists and is writable)")
+            }
+            temporary = tmp
+            fd = d
+        }
+        buffer.reserveCapacity(Self.flushThreshold + 4096)
+    }
+
+    deinit {
+        // Not committed: leave no partial file under the real name.
+        if !committed, let temporary {
+            close(fd)
+            unlink(temporary)
+        }
+    }
+
+    @inline(__always)
+    public func write(_ bytes: some Sequence<UInt8>) throws(TraceError) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= Self.flushThreshold { try flush() }
+    }
+
+    @inline(__always)
+    public func write(byte: UInt8) throws(TraceError) {
+        buffer.append(byte)
+        if buffer.count >= Self.flushThreshold { try flush() }
+    }
+
+    public func write(_ s: String) throws(TraceError) {
+        try write(s.utf8)
+    }
+
+    /// Appends directly to the pending buffer; the caller flushes via `flushIfFull()`.
+    @inline(__always)
+    func append(_ byte: UInt8) { buffer.append(byte) }
+
+    @inline(__always)
+    func flushIfFull() throws(TraceError) {
+        if buffer.count >= Self.flushThreshold { try flush() }
+    }
+
+    public func flush() throws(TraceError) {
+        var done = 0
+        while done < buffer.count {
+            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let why = String(cString: strerror(errno))
+                throw TraceError(.io, file: path, "cannot write output: \(why)")
+            }
+            done += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes, fsyncs and renames the file into place.
+    public func commit() throws(TraceError) {
+        try flush()
+        guard let temporary else { committed = true; return }
+        if fsync(fd) != 0 {
+            let why = String(cString: strerror(errno))
+            throw TraceError(.io, file: path, "cannot fsync output: \(why)")
+        }
+        close(fd)
+        if rename(temporary, path) != 0 {
+            let why = String(cString: strerror(errno))
+            unlink(temporary)
+            committed = true
+            throw TraceError(.io, file: path, "cannot rename \(temporary) into place: \(why)")
+        }
+        committed = true
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
+    }
+
+    /// Writes `contents` to `path` crash-safely in one call.
+    public static func write(_ contents: String, to path: String) throws(TraceError) {
+        let f = try OutputFile(path: path)
+        try f.write(contents)
+        try f.commit()
+    }
+}
