@@ -1,0 +1,292 @@
+import PowercutTrace
+
+/// How to replay a trace.
+public struct ReplayOptions: Sendable {
+    /// Overrides the trace's `domain` record.
+    public var domain: Domain?
+    /// A non-temporal store evicts the line's other dirty bytes (they become flushing).
+    public var ntEvicts = false
+    /// clflush needs a fence, like clflushopt.
+    public var strictClflush = false
+    /// Keep the at-risk byte counts of every cut point.
+    public var recordCuts = false
+    /// At most this many ranges per finding; the rest are counted in `omittedRanges`.
+    public var maxRangesPerFinding = 256
+
+    public init(domain: Domain? = nil, ntEvicts: Bool = false, strictClflush: Bool = false, recordCuts: Bool = false) {
+        self.domain = domain
+        self.ntEvicts = ntEvicts
+        self.strictClflush = strictClflush
+        self.recordCuts = recordCuts
+    }
+}
+
+/// What a replay found.
+public struct ReplayResult: Sendable {
+    public var domain: Domain
+    public var lineSize: UInt64
+    /// Numbered events (stack definitions excluded).
+    public var events: UInt64
+    public var findings: [Finding]
+    /// Every op, in order.
+    public var ops: [OpInfo]
+    /// At-risk bytes by state at cut 0…N, when asked for.
+    public var cuts: [CutCounts]?
+    /// The most lines at risk at once: the model's working set.
+    public var peakLiveLines: Int
+
+    public var errors: Int { findings.count { $0.severity == .error } }
+    public var warnings: Int { findings.count { $0.severity == .warning } }
+    public var notes: Int { findings.count { $0.severity == .note } }
+}
+
+/// Walks every cut point of a trace over the persistence model and judges the op
+/// contracts and `durable` assertions where they apply. Feed it events in order with
+/// `apply`, then call `finish`.
+public final class Replayer {
+    public let options: ReplayOptions
+    public let domain: Domain
+    let model: PersistenceModel
+    private let lineSize: UInt64
+
+    private var events: UInt64 = 0
+    private var findings: [Finding] = []
+    private var ops: [OpInfo] = []
+    /// The op now open, if its contract asks for bounds checks.
+    private var open: OpInfo?
+    /// flushcache ops that returned and wait for their drain point.
+    private var awaitingDrain: [(op: OpInfo, sawHint: Bool)] = []
+    private var cuts: [CutCounts] = []
+    private var peakLive = 0
+
+    public init(header: TraceHeader, options: ReplayOptions = ReplayOptions()) {
+        self.options = options
+        domain = options.domain ?? header.domain
+        lineSize = header.lineSize
+        model = PersistenceModel(domain: domain, lineSize: header.lineSize, ranges: header.pmem,
+                                 ntEvicts: options.ntEvicts, strictClflush: options.strictClflush)
+        if options.recordCuts { cuts.append(CutCounts()) }
+    }
+
+    /// Replays the events of a batch (stack definitions are skipped).
+    public func apply(_ batch: EventBatch) {
+        batch.events.withUnsafeBufferPointer { buffer in
+            for e in buffer { apply(e) }
+        }
+    }
+
+    @inline(__always)
+    public func apply(_ e: Event) {
+        switch e.kind {
+        case .store, .ntstore:
+            if let op = open, e.address < op.dst || e.address &+ e.size > op.dst &+ op.length {
+                outOfBounds(e, op)
+            }
+            model.store(e.address, e.size, seq: e.seq, stack: e.stack, nonTemporal: e.kind == .ntstore)
+            if model.live.count > peakLive { peakLive = model.live.count }
+        case .clwb, .clflushopt, .clflush:
+            switch model.writeBack(e.address, kind: e.kind, seq: e.seq) {
+            case .notPmem, .wroteBack: break
+            case .redundant: flushNote(.redundantFlush, e)
+            case .volatile, .eadr: flushNote(.unnecessaryFlush, e)
+            }
+        case .sfence, .mfence, .fence:
+            model.fence(seq: e.seq)
+            if !awaitingDrain.isEmpty { drain(at: e) }
+        case .wpqflush:
+            model.wpqFlush(seq: e.seq)
+            for i in awaitingDrain.indices { awaitingDrain[i].sawHint = true }
+        case .opBegin:
+            var op = OpInfo(id: e.op, name: nil, dst: e.address, length: e.size,
+                            source: e.hasSource ? e.source : nil, contract: e.contract, begin: e.seq, end: nil)
+            op.nameIndex = e.name
+            ops.append(op)
+            open = op.contract == .none ? nil : op
+        case .opEnd:
+            if let i = ops.lastIndex(where: { $0.id == e.op }) {
+                ops[i].end = e.seq
+                opEnded(ops[i], at: e)
+            }
+            open = nil
+        case .durable:
+            let last = e.address &+ (e.size - 1)
+            var ranges = risks(e.address, last, op: nil, states: .atRisk)
+            model.forEachUntrackedPiece(e.address, last) { first, pieceLast in
+                ranges.append(ByteRange(start: first, length: pieceLast - first + 1, position: nil, state: .outside,
+                                        event: nil, nonTemporal: false, stack: 0, via: nil, lineSize: lineSize,
+                                        missing: .pmemRecord))
+            }
+            ranges.sort { $0.start < $1.start }
+            report(.notDurable, op: nil, at: e, ranges: ranges)
+        case .stackDefinition:
+            return
+        }
+        events += 1
+        if options.recordCuts { cuts.append(model.counts) }
+    }
+
+    private func opEnded(_ op: OpInfo, at e: Event) {
+        switch op.contract {
+        case .none:
+            break
+        case .persist:
+            report(.notDurable, op: op, at: e, ranges: risks(op, states: .atRisk))
+        case .flushcache:
+            if domain != .eadr {
+                report(.dirtyAtReturn, op: op, at: e, ranges: risks(op, states: .dirty))
+            }
+            awaitingDrain.append((op, false))
+        }
+    }
+
+    /// A fence: the drain point of every waiting flushcache op (in wpq, of those that
+    /// saw a flush-hint write since they returned).
+    private func drain(at e: Event) {
+        var still: [(op: OpInfo, sawHint: Bool)] = []
+        for w in awaitingDrain {
+            if domain == .wpq && !w.sawHint {
+                still.append(w)
+                continue
+            }
+            report(.notDurable, op: w.op, at: e, ranges: risks(w.op, states: .atRisk))
+        }
+        awaitingDrain = still
+    }
+
+    private func outOfBounds(_ e: Event, _ op: OpInfo) {
+        var ranges: [ByteRange] = []
+        let last = e.address &+ (e.size - 1)
+        let state: ByteState = e.kind == .ntstore ? .wc : .dirty
+        model.forEachPmemPiece(e.address, last) { first, pieceLast, _ in
+            // The parts of this pmem piece outside [dst, dst+len).
+            func add(_ a: UInt64, _ b: UInt64) {
+                if a <= b {
+                    ranges.append(ByteRange(start: a, length: b - a + 1, position: .outside, state: state, event: e.seq,
+                                            nonTemporal: e.kind == .ntstore, stack: e.stack, via: nil, lineSize: lineSize,
+                                            missing: .inBounds))
+                }
+            }
+            if op.length == 0 {
+                add(first, pieceLast)
+                return
+            }
+            let opLast = op.dst &+ (op.length - 1)
+            if first < op.dst { add(first, min(pieceLast, op.dst - 1)) }
+            if pieceLast > opLast { add(max(first, opLast + 1), pieceLast) }
+        }
+        if !ranges.isEmpty { report(.outOfBoundsStore, op: op, at: e, ranges: ranges) }
+    }
+
+    private func flushNote(_ rule: Rule, _ e: Event) {
+        let line = e.address & ~(lineSize - 1)
+        findings.append(Finding(rule: rule, op: currentOp, event: e.seq, cut: e.seq + 1, line: line, stack: e.stack,
+                                eventKind: e.kind))
+    }
+
+    /// The op open now, whatever its contract (for labelling notes).
+    private var currentOp: OpInfo? {
+        guard let last = ops.last, last.end == nil else { return nil }
+        return last
+    }
+
+    private func risks(_ op: OpInfo, states: StateSet) -> [ByteRange] {
+        guard op.length > 0 else { return [] }
+        return risks(op.dst, op.dst &+ (op.length - 1), op: op, states: states)
+    }
+
+    /// At-risk bytes of [first, last] as ranges split at the op's head/body/tail edges.
+    private func risks(_ first: UInt64, _ last: UInt64, op: OpInfo?, states: StateSet) -> [ByteRange] {
+        var out: [ByteRange] = []
+        for run in model.risks(first, last, states: states) {
+            var pieces: [(UInt64, UInt64)] = [(run.start, run.length)]
+            if let op {
+                let (headEnd, tailStart) = op.positionBoundaries
+                for cut in [headEnd, tailStart] {
+                    pieces = pieces.flatMap { (s, n) -> [(UInt64, UInt64)] in
+                        cut > s && cut < s &+ n ? [(s, cut - s), (cut, s &+ n - cut)] : [(s, n)]
+                    }
+                }
+            }
+            for (s, n) in pieces {
+                let missing: Missing
+                switch run.state {
+                case .dirty: missing = .writeBackAndFence
+                case .flushing: missing = .fence
+                case .wc: missing = .fenceAfterNT
+                case .queued: missing = .flushHintAndFence
+                case .durable, .outside: missing = .none
+                }
+                let position = op.map { $0.position(of: s) }
+                if var prev = out.last, prev.start &+ prev.length == s, prev.state == run.state, prev.event == run.store,
+                   prev.position == position, prev.stack == run.stack, prev.via == run.via {
+                    prev.length += n
+                    out[out.count - 1] = prev
+                } else {
+                    out.append(ByteRange(start: s, length: n, position: position, state: run.state, event: run.store,
+                                         nonTemporal: run.nonTemporal, stack: run.stack, via: run.via, lineSize: lineSize,
+                                         missing: missing))
+                }
+            }
+        }
+        return out
+    }
+
+    private func report(_ rule: Rule, op: OpInfo?, at e: Event?, ranges: [ByteRange]) {
+        guard !ranges.isEmpty else { return }
+        let bytes = ranges.reduce(0) { $0 + $1.length }
+        let kept = Array(ranges.prefix(options.maxRangesPerFinding))
+        let cut = e.map { $0.seq + 1 } ?? events
+        findings.append(Finding(rule: rule, op: op, event: e?.seq, cut: cut, ranges: kept,
+                                omittedRanges: ranges.count - kept.count, bytes: bytes, stack: e?.stack ?? 0,
+                                eventKind: e?.kind))
+    }
+
+    /// Ends the replay: flushcache ops with no drain point are judged at the end of the
+    /// trace. `names` resolves op names (`TraceReader.names`).
+    public func finish(names: [String] = []) -> ReplayResult {
+        for w in awaitingDrain {
+            findings.append(Finding(rule: .missingDrain, op: w.op, event: nil, cut: events))
+            report(.notDurable, op: w.op, at: nil, ranges: risks(w.op, states: .atRisk))
+        }
+        awaitingDrain.removeAll()
+        var ends: [UInt64: UInt64] = [:]
+        for op in ops { if let end = op.end { ends[op.id] = end } }
+        func named(_ op: OpInfo) -> OpInfo {
+            var op = op
+            if op.nameIndex > 0 && Int(op.nameIndex) <= names.count { op.name = names[Int(op.nameIndex) - 1] }
+            op.end = ends[op.id]
+            return op
+        }
+        let ops = self.ops.map(named)
+        let findings = self.findings.map { f -> Finding in
+            var f = f
+            f.op = f.op.map(named)
+            return f
+        }
+        return ReplayResult(domain: domain, lineSize: lineSize, events: events, findings: findings, ops: ops,
+                            cuts: options.recordCuts ? cuts : nil, peakLiveLines: peakLive)
+    }
+
+    /// The state of one byte now (for explain and tests).
+    public func state(of address: UInt64) -> ByteState { model.state(of: address) }
+    /// At-risk bytes by state now.
+    public var counts: CutCounts { model.counts }
+}
+
+extension Replayer {
+    /// Replays a whole in-memory trace.
+    public static func replay(_ trace: Trace, options: ReplayOptions = ReplayOptions()) -> ReplayResult {
+        let r = Replayer(header: trace.header, options: options)
+        r.apply(trace.batch)
+        return r.finish(names: trace.names)
+    }
+
+    /// Replays a trace file, streaming.
+    public static func replay(file: String, options: ReplayOptions = ReplayOptions()) throws(TraceError) -> (ReplayResult, TraceReader) {
+        let reader = try TraceReader(path: file)
+        let r = Replayer(header: reader.header, options: options)
+        var batch = EventBatch()
+        while try reader.read(into: &batch) { r.apply(batch) }
+        return (r.finish(names: reader.names), reader)
+    }
+}

@@ -1,0 +1,142 @@
+import PowercutModel
+import PowercutTrace
+
+/// `--format json`: one document for the whole run, keys in a fixed order.
+///
+///     {"traces":[{"file":S,"form":S,"events":N,"domain":S,"lineSize":N,
+///                 "findings":[{"rule":S,"severity":S,"op":N|null,"opName":S|null,
+///                              "cut":N,"event":N|null,"bytes":N,"line":S|null,
+///                              "ranges":[{"start":"0x…","length":N,"position":S|null,
+///                                         "state":S,"event":N|null,"nonTemporal":B,
+///                                         "via":N|null,"missing":S,"fix":S,
+///                                         "stack":["0x…",…]}],
+///                              "omittedRanges":N,"stack":["0x…",…]}],
+///                 "cuts":[{"cut":N,"dirty":N,"flushing":N,"wc":N,"queued":N}]}],
+///      "summary":{"traces":N,"events":N,"errors":N,"warnings":N,"notes":N}}
+public struct JSONReport {
+    public init() {}
+
+    public func render(_ traces: [CheckedTrace]) -> String {
+        var w = JSONWriter(pretty: true)
+        w.beginObject()
+        w.beginArray("traces")
+        for t in traces { write(t, into: &w) }
+        w.endArray()
+        let s = Summary(traces)
+        w.beginObject("summary")
+        w.number("traces", s.traces)
+        w.number("events", s.events)
+        w.number("errors", s.errors)
+        w.number("warnings", s.warnings)
+        w.number("notes", s.notes)
+        w.endObject()
+        w.endObject()
+        return w.output + "\n"
+    }
+
+    func write(_ t: CheckedTrace, into w: inout JSONWriter) {
+        let r = t.result
+        w.beginObject()
+        w.string("file", t.file)
+        w.string("form", t.form.rawValue)
+        w.number("events", r.events)
+        w.string("domain", r.domain.description)
+        w.number("lineSize", r.lineSize)
+        w.number("ops", r.ops.count)
+        w.beginArray("findings")
+        for f in r.findings { write(f, t, into: &w) }
+        w.endArray()
+        if let cuts = r.cuts {
+            w.beginArray("cuts")
+            for (i, c) in cuts.enumerated() {
+                w.raw(nil, "{\"cut\":\(i),\"dirty\":\(c.dirty),\"flushing\":\(c.flushing),\"wc\":\(c.wc),\"queued\":\(c.queued)}")
+            }
+            w.endArray()
+        }
+        w.endObject()
+    }
+
+    func write(_ f: Finding, _ t: CheckedTrace, into w: inout JSONWriter) {
+        w.beginObject()
+        w.string("rule", f.rule.rawValue)
+        w.string("severity", f.severity.rawValue)
+        w.number("op", f.op?.id)
+        w.string("opName", f.op?.name)
+        w.string("contract", f.op?.contract.description)
+        w.number("cut", f.cut)
+        w.number("event", f.event)
+        w.number("bytes", f.bytes)
+        w.string("line", f.line.map { "0x" + hex($0) })
+        w.string("message", TextReport().headline(f))
+        w.beginArray("ranges")
+        for r in f.ranges {
+            w.beginObject()
+            w.string("start", "0x" + hex(r.start))
+            w.number("length", r.length)
+            w.string("position", r.position?.rawValue)
+            w.string("state", r.state.rawValue)
+            w.number("event", r.event)
+            w.bool("nonTemporal", r.nonTemporal)
+            w.number("via", r.via)
+            w.string("missing", r.missing.rawValue)
+            w.string("fix", r.missingText)
+            stack(t.frames(r.stack), into: &w)
+            w.endObject()
+        }
+        w.endArray()
+        w.number("omittedRanges", f.omittedRanges)
+        stack(t.frames(f.stack), into: &w)
+        w.endObject()
+    }
+
+    private func stack(_ frames: [UInt64], into w: inout JSONWriter) {
+        w.raw("stack", "[" + frames.map { "\"0x\(hex($0))\"" }.joined(separator: ",") + "]")
+    }
+}
+
+/// `--format brief`: one line per finding range, stable and diffable. The regression
+/// corpus keeps its expected verdicts in this form.
+///
+///     error not-durable op=1 cut=8 at=#7 0x10048+2 tail dirty store=#4
+public struct BriefReport {
+    public init() {}
+
+    public func render(_ t: CheckedTrace) -> String {
+        var out = ""
+        for f in t.result.findings {
+            let head = "\(f.severity) \(f.rule.rawValue) op=\(f.op.map { String($0.id) } ?? "-") cut=\(f.cut) at=\(f.event.map { "#\($0)" } ?? "end")"
+            if f.ranges.isEmpty {
+                out += head + (f.line.map { " line=0x\(hex($0))" } ?? "") + "\n"
+                continue
+            }
+            for r in f.ranges {
+                var s = "\(head) 0x\(hex(r.start))+\(r.length) \(r.position?.rawValue ?? "-") \(r.state.rawValue)"
+                if let e = r.event { s += " \(r.nonTemporal ? "ntstore" : "store")=#\(e)" }
+                if let v = r.via { s += " via=#\(v)" }
+                out += s + "\n"
+            }
+            if f.omittedRanges > 0 { out += "\(head) +\(f.omittedRanges) more ranges\n" }
+        }
+        return out
+    }
+}
+
+/// `--cuts` in text: how durability builds up, one line per cut point.
+public struct CutsReport {
+    public init() {}
+
+    public func render(_ t: CheckedTrace) -> String {
+        guard let cuts = t.result.cuts else { return "" }
+        var out = "cut      dirty  flushing        wc    queued   at risk\n"
+        func col(_ v: UInt64) -> String {
+            let s = String(v)
+            return String(repeating: " ", count: max(0, 10 - s.count)) + s
+        }
+        for (i, c) in cuts.enumerated() {
+            let k = String(i)
+            out += k + String(repeating: " ", count: max(1, 5 - k.count))
+            out += col(c.dirty) + col(c.flushing) + col(c.wc) + col(c.queued) + col(c.atRisk) + "\n"
+        }
+        return out
+    }
+}

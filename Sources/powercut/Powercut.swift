@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct Powercut: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "powercut",
+        abstract: "Crash-consistency verifier for persistent-memory copy paths.",
+        discussion: """
+            Exit status: 0 no error finding, 1 error findings (or --error-exitcode N), \
+            64 usage error, 65 bad trace or input data, 70 internal error.
+            """,
+        version: PowercutVersion.string,
+        subcommands: [Check.self, Convert.self]
+    )
+}
+
+enum PowercutVersion {
+    static let string = "0.1.0"
+}
