@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The reader and the model run once per event (tens of millions a second): their
+// state lives in final classes whose every access would otherwise pay for a dynamic
+// exclusivity check. Their accesses never overlap (no re-entrancy, single thread).
+let hotLoop: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
 let package = Package(
     name: "powercut",
     platforms: [.macOS(.v13)],
@@ -14,9 +19,9 @@ let package = Package(
     ],
     targets: [
         // The trace format: records, text and binary readers and writers.
-        .target(name: "PowercutTrace"),
+        .target(name: "PowercutTrace", swiftSettings: hotLoop),
         // The persistence model and the replayer that walks every cut point.
-        .target(name: "PowercutModel", dependencies: ["PowercutTrace"]),
+        .target(name: "PowercutModel", dependencies: ["PowercutTrace"], swiftSettings: hotLoop),
         // Printers over findings: text, JSON.
         .target(name: "PowercutReport", dependencies: ["PowercutTrace", "PowercutModel"]),
         // The command-line frontend.

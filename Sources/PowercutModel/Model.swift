@@ -117,6 +117,11 @@ final class PersistenceModel {
     private let lineShift: UInt64
     private let wordsPerLine: Int
     private let ranges: [PmemRange]   // sorted by base
+    // The same ranges as plain numbers, for the per-event lookups (no String retains).
+    private let rangeBase: UnsafeMutablePointer<UInt64>
+    private let rangeLast: UnsafeMutablePointer<UInt64>     // inclusive
+    private let rangeVolatile: UnsafeMutablePointer<Bool>
+    private let rangeCount: Int
     private var lastRange = 0
 
     // Slot storage, grown on demand. Masks are laid out [slot][mask][word].
@@ -137,13 +142,26 @@ final class PersistenceModel {
     private(set) var live: [Int32] = []
     /// Slots with flushing, wc or queued bytes: what a fence or wpqflush must visit.
     private var pending: [Int32] = []
+    private var visiting: [Int32] = []
     private var lastLine: UInt64 = .max
     private var lastSlot: Int32 = -1
 
-    /// At-risk bytes by state, kept up to date for the per-cut series.
-    private(set) var counts = CutCounts()
+    /// At-risk bytes by state (dirty, flushing, wc, queued), kept up to date for the
+    /// per-cut series. Behind a pointer: no exclusivity checks on the hot path.
+    private let counters: UnsafeMutablePointer<UInt64>
+    private static let cDirty = 0, cFlushing = 1, cWC = 2, cQueued = 3
+    /// The most lines at risk at once.
+    private(set) var peakLive = 0
 
-    init(domain: Domain, lineSize: UInt64, ranges: [PmemRange], ntEvicts: Bool, strictClflush: Bool) {
+    var counts: CutCounts {
+        CutCounts(dirty: counters[0], flushing: counters[1], wc: counters[2], queued: counters[3])
+    }
+
+    /// Keep `counters` up to date (popcounts on every store; only the per-cut series needs it).
+    let counting: Bool
+
+    init(domain: Domain, lineSize: UInt64, ranges: [PmemRange], ntEvicts: Bool, strictClflush: Bool, counting: Bool) {
+        self.counting = counting
         self.domain = domain
         self.ntEvicts = ntEvicts
         self.strictClflush = strictClflush
@@ -151,6 +169,17 @@ final class PersistenceModel {
         lineShift = UInt64(lineSize.trailingZeroBitCount)
         wordsPerLine = max(1, Int(lineSize) / 64)
         self.ranges = ranges.sorted { $0.base < $1.base }
+        rangeCount = self.ranges.count
+        rangeBase = .allocate(capacity: max(1, rangeCount))
+        rangeLast = .allocate(capacity: max(1, rangeCount))
+        rangeVolatile = .allocate(capacity: max(1, rangeCount))
+        for (i, r) in self.ranges.enumerated() {
+            rangeBase[i] = r.base
+            rangeLast[i] = r.base &+ (r.length - 1)
+            rangeVolatile[i] = r.isVolatile
+        }
+        counters = .allocate(capacity: 4)
+        counters.initialize(repeating: 0, count: 4)
         masks = .allocate(capacity: 0)
         storeSeq = .allocate(capacity: 0)
         viaSeq = .allocate(capacity: 0)
@@ -162,6 +191,10 @@ final class PersistenceModel {
     }
 
     deinit {
+        rangeBase.deallocate()
+        rangeLast.deallocate()
+        rangeVolatile.deallocate()
+        counters.deallocate()
         masks.deallocate()
         storeSeq.deallocate()
         viaSeq.deallocate()
@@ -198,13 +231,14 @@ final class PersistenceModel {
     /// The index of the declared range that contains `address`.
     @inline(__always)
     func rangeIndex(containing address: UInt64) -> Int? {
-        if lastRange < ranges.count && ranges[lastRange].contains(address) { return lastRange }
-        var lo = 0, hi = ranges.count
+        let r = lastRange
+        if r < rangeCount && address >= rangeBase[r] && address <= rangeLast[r] { return r }
+        var lo = 0, hi = rangeCount
         while lo < hi {
             let mid = (lo + hi) / 2
-            if ranges[mid].base <= address { lo = mid + 1 } else { hi = mid }
+            if rangeBase[mid] <= address { lo = mid + 1 } else { hi = mid }
         }
-        guard lo > 0, ranges[lo - 1].contains(address) else { return nil }
+        guard lo > 0, address <= rangeLast[lo - 1] else { return nil }
         lastRange = lo - 1
         return lo - 1
     }
@@ -258,6 +292,7 @@ final class PersistenceModel {
         lineOf[Int(s)] = line
         livePosition[Int(s)] = Int32(live.count)
         live.append(s)
+        if live.count > peakLive { peakLive = live.count }
         lastLine = line
         lastSlot = s
         return s
@@ -316,7 +351,7 @@ final class PersistenceModel {
     }
 
     @inline(__always)
-    private static func pop(_ x: UInt64) -> UInt64 { UInt64(x.nonzeroBitCount) }
+    private func pop(_ x: UInt64) -> UInt64 { counting ? UInt64(x.nonzeroBitCount) : 0 }
 
     // MARK: Events
 
@@ -325,8 +360,8 @@ final class PersistenceModel {
     @inline(__always)
     func store(_ address: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         let last = address &+ (size - 1)
-        if let r = rangeIndex(containing: address), ranges[r].contains(last) {
-            if ranges[r].isVolatile { return }
+        if let r = rangeIndex(containing: address), last <= rangeLast[r] {
+            if rangeVolatile[r] { return }
             storeTracked(address, last, seq: seq, stack: stack, nonTemporal: nonTemporal)
             return
         }
@@ -337,6 +372,31 @@ final class PersistenceModel {
 
     @inline(__always)
     private func storeTracked(_ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
+        if wordsPerLine == 1 && first >> lineShift == last >> lineShift && !counting && !ntEvicts {
+            // The common case: one line of at most 64 bytes, one word per mask.
+            let lineMask = UInt64(lineSize - 1)
+            let lo = Int(first & lineMask), hi = Int(last & lineMask) + 1
+            let s = slot(forLine: first >> lineShift, create: true)!
+            let m = Self.bits(lo, hi)
+            let p = masks + Int(s) * Self.maskCount
+            p[Self.flushingMask] &= ~m
+            p[Self.queuedMask] &= ~m
+            p[Self.hintedMask] &= ~m
+            if nonTemporal {
+                p[Self.dirtyMask] &= ~m
+                p[Self.wcMask] |= m
+                p[Self.ntMask] |= m
+                markPending(s)
+            } else {
+                p[Self.dirtyMask] |= m
+                p[Self.wcMask] &= ~m
+                p[Self.ntMask] &= ~m
+            }
+            let base = Int(s) * lineSize
+            (storeSeq + base + lo).update(repeating: seq, count: hi - lo)
+            (stackOf + base + lo).update(repeating: stack, count: hi - lo)
+            return
+        }
         var line = first >> lineShift
         let lastLineNumber = last >> lineShift
         let lineMask = UInt64(lineSize - 1)
@@ -358,10 +418,10 @@ final class PersistenceModel {
         let lastWord = (hi - 1) >> 6
         while w <= lastWord {
             let m = Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6))
-            counts.dirty -= Self.pop(dirty[w] & m)
-            counts.flushing -= Self.pop(flushing[w] & m)
-            counts.wc -= Self.pop(wc[w] & m)
-            counts.queued -= Self.pop(queued[w] & m)
+            counters[Self.cDirty] -= pop(dirty[w] & m)
+            counters[Self.cFlushing] -= pop(flushing[w] & m)
+            counters[Self.cWC] -= pop(wc[w] & m)
+            counters[Self.cQueued] -= pop(queued[w] & m)
             flushing[w] &= ~m
             queued[w] &= ~m
             hinted[w] &= ~m
@@ -369,21 +429,18 @@ final class PersistenceModel {
                 dirty[w] &= ~m
                 wc[w] |= m
                 nt[w] |= m
-                counts.wc += Self.pop(m)
+                counters[Self.cWC] += pop(m)
             } else {
                 dirty[w] |= m
                 wc[w] &= ~m
                 nt[w] &= ~m
-                counts.dirty += Self.pop(m)
+                counters[Self.cDirty] += pop(m)
             }
             w += 1
         }
         let base = Int(s) * lineSize
-        let seqs = storeSeq + base, stacks = stackOf + base
-        for i in lo..<hi {
-            seqs[i] = seq
-            stacks[i] = stack
-        }
+        (storeSeq + base + lo).update(repeating: seq, count: hi - lo)
+        (stackOf + base + lo).update(repeating: stack, count: hi - lo)
         if nonTemporal {
             markPending(s)
             if ntEvicts {
@@ -391,8 +448,8 @@ final class PersistenceModel {
                 let vias = viaSeq + base
                 for w in 0..<wordsPerLine where dirty[w] != 0 {
                     var d = dirty[w]
-                    counts.dirty -= Self.pop(d)
-                    counts.flushing += Self.pop(d)
+                    counters[Self.cDirty] -= pop(d)
+                    counters[Self.cFlushing] += pop(d)
                     flushing[w] |= d
                     dirty[w] = 0
                     while d != 0 {
@@ -436,12 +493,12 @@ final class PersistenceModel {
         let vias = viaSeq + Int(s) * lineSize
         for w in 0..<wordsPerLine where dirty[w] != 0 {
             var d = dirty[w]
-            let n = Self.pop(d)
-            counts.dirty -= n
+            let n = pop(d)
+            counters[Self.cDirty] -= n
             dirty[w] = 0
             if target >= 0 {
                 maskPointer(s, target)[w] |= d
-                if target == Self.queuedMask { counts.queued += n } else { counts.flushing += n }
+                if target == Self.queuedMask { counters[Self.cQueued] += n } else { counters[Self.cFlushing] += n }
                 while d != 0 {
                     vias[(w << 6) + d.trailingZeroBitCount] = seq
                     d &= d - 1
@@ -466,28 +523,27 @@ final class PersistenceModel {
     func fence(seq: UInt64) {
         switch domain {
         case .adr:
-            let visit = pending
-            pending.removeAll(keepingCapacity: true)
-            for s in visit {
+            swap(&pending, &visiting)
+            for s in visiting {
                 isPending[Int(s)] = false
                 let flushing = maskPointer(s, Self.flushingMask), wc = maskPointer(s, Self.wcMask)
                 for w in 0..<wordsPerLine {
-                    counts.flushing -= Self.pop(flushing[w])
-                    counts.wc -= Self.pop(wc[w])
+                    counters[Self.cFlushing] -= pop(flushing[w])
+                    counters[Self.cWC] -= pop(wc[w])
                     flushing[w] = 0
                     wc[w] = 0
                 }
                 if isAllDurable(s) { release(s) }
             }
+            visiting.removeAll(keepingCapacity: true)
         case .eadr:
             for s in pending { isPending[Int(s)] = false }
             pending.removeAll(keepingCapacity: true)
             while let s = live.last { release(s) }
-            counts = CutCounts()
+            counters.update(repeating: 0, count: 4)
         case .wpq:
-            let visit = pending
-            pending.removeAll(keepingCapacity: true)
-            for s in visit {
+            swap(&pending, &visiting)
+            for s in visiting {
                 isPending[Int(s)] = false
                 let flushing = maskPointer(s, Self.flushingMask), wc = maskPointer(s, Self.wcMask)
                 let queued = maskPointer(s, Self.queuedMask), hinted = maskPointer(s, Self.hintedMask)
@@ -495,13 +551,13 @@ final class PersistenceModel {
                 for w in 0..<wordsPerLine {
                     // Hinted bytes reach the media; flushing and wc bytes reach the WPQ.
                     let h = hinted[w] & queued[w]
-                    counts.queued -= Self.pop(h)
+                    counters[Self.cQueued] -= pop(h)
                     queued[w] &= ~h
                     hinted[w] = 0
                     var arriving = flushing[w] | wc[w]
-                    counts.flushing -= Self.pop(flushing[w])
-                    counts.wc -= Self.pop(wc[w])
-                    counts.queued += Self.pop(arriving)
+                    counters[Self.cFlushing] -= pop(flushing[w])
+                    counters[Self.cWC] -= pop(wc[w])
+                    counters[Self.cQueued] += pop(arriving)
                     queued[w] |= arriving
                     flushing[w] = 0
                     wc[w] = 0
@@ -516,6 +572,7 @@ final class PersistenceModel {
                     markPending(s)
                 }
             }
+            visiting.removeAll(keepingCapacity: true)
         }
     }
 
@@ -533,9 +590,43 @@ final class PersistenceModel {
 
     /// The at-risk bytes of [first, last] in the given states, as maximal runs of the
     /// same state, store, stack and via, in address order.
+    /// Whether [first, last] holds any byte in the given states; no allocation, so the
+    /// contracts of clean ops cost little.
+    func hasRisk(_ first: UInt64, _ last: UInt64, states: StateSet) -> Bool {
+        if live.isEmpty { return false }
+        let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
+        let lineMask = UInt64(lineSize - 1)
+        func check(_ line: UInt64, _ s: Int32) -> Bool {
+            let lo = line == firstLine ? Int(first & lineMask) : 0
+            let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
+            for w in (lo >> 6)...((hi - 1) >> 6) {
+                var m: UInt64 = 0
+                if states.contains(.dirty) { m |= maskPointer(s, Self.dirtyMask)[w] }
+                if states.contains(.flushing) { m |= maskPointer(s, Self.flushingMask)[w] }
+                if states.contains(.wc) { m |= maskPointer(s, Self.wcMask)[w] }
+                if states.contains(.queued) { m |= maskPointer(s, Self.queuedMask)[w] }
+                if m & Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6)) != 0 { return true }
+            }
+            return false
+        }
+        if lastLineNumber - firstLine < UInt64(live.count) {
+            var line = firstLine
+            while true {
+                if let s = table.find(line), check(line, s) { return true }
+                if line == lastLineNumber { return false }
+                line += 1
+            }
+        }
+        for s in live {
+            let line = lineOf[Int(s)]
+            if line >= firstLine && line <= lastLineNumber && check(line, s) { return true }
+        }
+        return false
+    }
+
     func risks(_ first: UInt64, _ last: UInt64, states: StateSet = .atRisk) -> [RiskRun] {
         var runs: [RiskRun] = []
-        if live.isEmpty { return runs }
+        if !hasRisk(first, last, states: states) { return runs }
         let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
         var slots: [(UInt64, Int32)] = []
         if lastLineNumber - firstLine < UInt64(live.count) {

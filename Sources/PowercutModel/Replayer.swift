@@ -12,6 +12,9 @@ public struct ReplayOptions: Sendable {
     public var recordCuts = false
     /// At most this many ranges per finding; the rest are counted in `omittedRanges`.
     public var maxRangesPerFinding = 256
+    /// Keep every op in the result (for per-op reports); memory then grows with the
+    /// number of ops, so it is off for plain checks.
+    public var keepOps = false
 
     public init(domain: Domain? = nil, ntEvicts: Bool = false, strictClflush: Bool = false, recordCuts: Bool = false) {
         self.domain = domain
@@ -28,8 +31,10 @@ public struct ReplayResult: Sendable {
     /// Numbered events (stack definitions excluded).
     public var events: UInt64
     public var findings: [Finding]
-    /// Every op, in order.
+    /// Every op that ended, in order (when `ReplayOptions.keepOps`).
     public var ops: [OpInfo]
+    /// How many ops began.
+    public var opCount: Int
     /// At-risk bytes by state at cut 0…N, when asked for.
     public var cuts: [CutCounts]?
     /// The most lines at risk at once: the model's working set.
@@ -51,20 +56,29 @@ public final class Replayer {
 
     private var events: UInt64 = 0
     private var findings: [Finding] = []
+    /// Every op, when `keepOps`; otherwise only counted.
     private var ops: [OpInfo] = []
-    /// The op now open, if its contract asks for bounds checks.
-    private var open: OpInfo?
+    private var opCount = 0
+    /// The latest op, open or not.
+    private var latest: OpInfo?
+    /// The open op's destination as plain numbers, when its contract asks for bounds
+    /// checks: boundsLength bytes from boundsLo.
+    private var checkBounds = false
+    private var boundsLo: UInt64 = 0
+    private var boundsLength: UInt64 = 0
+    /// Findings from here on belong to the open op (their end is filled in at its end).
+    private var openFindings = 0
     /// flushcache ops that returned and wait for their drain point.
     private var awaitingDrain: [(op: OpInfo, sawHint: Bool)] = []
     private var cuts: [CutCounts] = []
-    private var peakLive = 0
 
     public init(header: TraceHeader, options: ReplayOptions = ReplayOptions()) {
         self.options = options
         domain = options.domain ?? header.domain
         lineSize = header.lineSize
         model = PersistenceModel(domain: domain, lineSize: header.lineSize, ranges: header.pmem,
-                                 ntEvicts: options.ntEvicts, strictClflush: options.strictClflush)
+                                 ntEvicts: options.ntEvicts, strictClflush: options.strictClflush,
+                                 counting: options.recordCuts)
         if options.recordCuts { cuts.append(CutCounts()) }
     }
 
@@ -79,11 +93,12 @@ public final class Replayer {
     public func apply(_ e: Event) {
         switch e.kind {
         case .store, .ntstore:
-            if let op = open, e.address < op.dst || e.address &+ e.size > op.dst &+ op.length {
+            if checkBounds && (e.address < boundsLo || e.address - boundsLo > boundsLength
+                               || e.size > boundsLength - (e.address - boundsLo)),
+               let op = latest {
                 outOfBounds(e, op)
             }
             model.store(e.address, e.size, seq: e.seq, stack: e.stack, nonTemporal: e.kind == .ntstore)
-            if model.live.count > peakLive { peakLive = model.live.count }
         case .clwb, .clflushopt, .clflush:
             switch model.writeBack(e.address, kind: e.kind, seq: e.seq) {
             case .notPmem, .wroteBack: break
@@ -100,14 +115,21 @@ public final class Replayer {
             var op = OpInfo(id: e.op, name: nil, dst: e.address, length: e.size,
                             source: e.hasSource ? e.source : nil, contract: e.contract, begin: e.seq, end: nil)
             op.nameIndex = e.name
-            ops.append(op)
-            open = op.contract == .none ? nil : op
+            latest = op
+            opCount += 1
+            checkBounds = op.contract != .none
+            boundsLo = op.dst
+            boundsLength = op.length
+            openFindings = findings.count
         case .opEnd:
-            if let i = ops.lastIndex(where: { $0.id == e.op }) {
-                ops[i].end = e.seq
-                opEnded(ops[i], at: e)
+            if var op = latest, op.id == e.op {
+                op.end = e.seq
+                latest = op
+                if options.keepOps { ops.append(op) }
+                for i in openFindings..<findings.count where findings[i].op?.id == op.id { findings[i].op?.end = e.seq }
+                opEnded(op, at: e)
             }
-            open = nil
+            checkBounds = false
         case .durable:
             let last = e.address &+ (e.size - 1)
             var ranges = risks(e.address, last, op: nil, states: .atRisk)
@@ -142,6 +164,11 @@ public final class Replayer {
     /// A fence: the drain point of every waiting flushcache op (in wpq, of those that
     /// saw a flush-hint write since they returned).
     private func drain(at e: Event) {
+        if domain != .wpq {
+            for w in awaitingDrain { report(.notDurable, op: w.op, at: e, ranges: risks(w.op, states: .atRisk)) }
+            awaitingDrain.removeAll(keepingCapacity: true)
+            return
+        }
         var still: [(op: OpInfo, sawHint: Bool)] = []
         for w in awaitingDrain {
             if domain == .wpq && !w.sawHint {
@@ -185,8 +212,8 @@ public final class Replayer {
 
     /// The op open now, whatever its contract (for labelling notes).
     private var currentOp: OpInfo? {
-        guard let last = ops.last, last.end == nil else { return nil }
-        return last
+        guard let latest, latest.end == nil else { return nil }
+        return latest
     }
 
     private func risks(_ op: OpInfo, states: StateSet) -> [ByteRange] {
@@ -249,12 +276,9 @@ public final class Replayer {
             report(.notDurable, op: w.op, at: nil, ranges: risks(w.op, states: .atRisk))
         }
         awaitingDrain.removeAll()
-        var ends: [UInt64: UInt64] = [:]
-        for op in ops { if let end = op.end { ends[op.id] = end } }
         func named(_ op: OpInfo) -> OpInfo {
             var op = op
             if op.nameIndex > 0 && Int(op.nameIndex) <= names.count { op.name = names[Int(op.nameIndex) - 1] }
-            op.end = ends[op.id]
             return op
         }
         let ops = self.ops.map(named)
@@ -264,7 +288,7 @@ public final class Replayer {
             return f
         }
         return ReplayResult(domain: domain, lineSize: lineSize, events: events, findings: findings, ops: ops,
-                            cuts: options.recordCuts ? cuts : nil, peakLiveLines: peakLive)
+                            opCount: opCount, cuts: options.recordCuts ? cuts : nil, peakLiveLines: model.peakLive)
     }
 
     /// The state of one byte now (for explain and tests).

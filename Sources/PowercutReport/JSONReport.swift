@@ -42,7 +42,7 @@ public struct JSONReport {
         w.number("events", r.events)
         w.string("domain", r.domain.description)
         w.number("lineSize", r.lineSize)
-        w.number("ops", r.ops.count)
+        w.number("ops", r.opCount)
         w.beginArray("findings")
         for f in r.findings { write(f, t, into: &w) }
         w.endArray()

@@ -16,7 +16,7 @@ public struct TextReport {
 
     public func render(_ trace: CheckedTrace) -> String {
         let r = trace.result
-        var out = "== \(trace.file): \(r.events) events, \(r.ops.count) op\(r.ops.count == 1 ? "" : "s"), domain \(r.domain), \(r.lineSize)-byte lines\n"
+        var out = "== \(trace.file): \(r.events) events, \(r.opCount) op\(r.opCount == 1 ? "" : "s"), domain \(r.domain), \(r.lineSize)-byte lines\n"
         for f in r.findings where showNotes || f.severity != .note {
             out += "\n" + render(f, in: trace)
         }

@@ -338,9 +338,22 @@ final class BinaryTraceReader {
         finished = true
     }
 
+    /// Events are assembled here and copied into the batch in one go.
+    private var scratch = UnsafeMutablePointer<Event>.allocate(capacity: 0)
+    private var scratchCapacity = 0
+
+    deinit { scratch.deallocate() }
+
     func read(into batch: inout EventBatch, max: Int) throws(TraceError) -> Bool {
-        while batch.events.count < max {
-            if finished { return !batch.events.isEmpty }
+        if scratchCapacity < max {
+            scratch.deallocate()
+            scratch = .allocate(capacity: max)
+            scratchCapacity = max
+        }
+        var n = 0
+        defer { batch.events.append(contentsOf: UnsafeBufferPointer(start: scratch, count: n)) }
+        while n < max {
+            if finished { return n > 0 }
             _ = try input.ensure(64)
             let tag: UInt8
             if let t = pendingTag {
@@ -356,15 +369,14 @@ final class BinaryTraceReader {
             if tag == BinaryFormat.Tag.stack {
                 let (id, frames) = try stackRecord()
                 if let problem = validator.defineStack(id, frames) { throw fail(problem) }
-                var e = Event(kind: .stackDefinition, seq: seq, address: UInt64(id))
-                e.seq = seq
-                batch.events.append(e)
+                scratch[n] = Event(kind: .stackDefinition, seq: seq, address: UInt64(id))
+                n += 1
                 continue
             }
             if tag == BinaryFormat.Tag.end {
                 try readEnd()
                 if let problem = validator.finish() { throw fail(problem) }
-                return !batch.events.isEmpty
+                return n > 0
             }
             guard tag & BinaryFormat.Tag.event != 0, let kind = EventKind(rawValue: tag & 0x1F), kind != .stackDefinition else {
                 throw fail(tag < BinaryFormat.Tag.event
@@ -421,7 +433,8 @@ final class BinaryTraceReader {
             }
             if let problem = validator.event(e, at: .event(seq)) { throw fail("event #\(seq): " + problem) }
             seq += 1
-            batch.events.append(e)
+            scratch[n] = e
+            n += 1
         }
         return true
     }

@@ -63,22 +63,41 @@ struct TraceValidator {
         return nil
     }
 
-    /// Checks an event; `at` names its place for messages about ops left open.
+    /// Checks an event; `at` names its place for messages about ops left open. The
+    /// common events are checked inline; markers go to `marker`.
+    @inline(__always)
     mutating func event(_ e: Event, at: Location) -> String? {
         if e.stack != 0 && e.stack != lastStack {
-            if stacks[e.stack] == nil {
-                return "stack=\(e.stack) names a stack that is not defined (define 'stack \(e.stack) IP …' before its first use)"
-            }
+            if stacks[e.stack] == nil { return undefinedStack(e.stack) }
             lastStack = e.stack
         }
         switch e.kind {
         case .store, .ntstore:
-            if e.size == 0 || e.size > Self.maxStoreSize {
-                return "\(e.kind.keyword) SIZE \(e.size) is out of range (expected 1 to \(Self.maxStoreSize))"
-            }
-            if e.address.addingReportingOverflow(e.size - 1).overflow {
-                return "\(e.kind.keyword) at 0x\(hex(e.address)) of \(e.size) bytes runs past the end of the 64-bit address space"
-            }
+            if e.size == 0 || e.size > Self.maxStoreSize || e.address &+ (e.size - 1) < e.address { return badStore(e) }
+            return nil
+        case .stackDefinition, .clwb, .clflushopt, .clflush, .sfence, .mfence, .fence, .wpqflush:
+            return nil
+        case .opBegin, .opEnd, .durable:
+            return marker(e, at: at)
+        }
+    }
+
+    @inline(never)
+    private func undefinedStack(_ id: UInt32) -> String {
+        "stack=\(id) names a stack that is not defined (define 'stack \(id) IP …' before its first use)"
+    }
+
+    @inline(never)
+    private func badStore(_ e: Event) -> String {
+        if e.size == 0 || e.size > Self.maxStoreSize {
+            return "\(e.kind.keyword) SIZE \(e.size) is out of range (expected 1 to \(Self.maxStoreSize))"
+        }
+        return "\(e.kind.keyword) at 0x\(hex(e.address)) of \(e.size) bytes runs past the end of the 64-bit address space"
+    }
+
+    @inline(never)
+    private mutating func marker(_ e: Event, at: Location) -> String? {
+        switch e.kind {
         case .durable:
             if e.size == 0 { return "durable LEN is 0 (expected LEN > 0)" }
             if e.address.addingReportingOverflow(e.size - 1).overflow {
@@ -100,7 +119,7 @@ struct TraceValidator {
                 return "op \(e.op) end while op \(open.id) (begun at \(open.at)) is open (expected 'op \(open.id) end')"
             }
             openOp = nil
-        case .stackDefinition, .clwb, .clflushopt, .clflush, .sfence, .mfence, .fence, .wpqflush:
+        default:
             break
         }
         return nil
