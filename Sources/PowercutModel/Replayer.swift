@@ -307,7 +307,11 @@ extension Replayer {
 
     /// Replays a trace file, streaming.
     public static func replay(file: String, options: ReplayOptions = ReplayOptions()) throws(TraceError) -> (ReplayResult, TraceReader) {
-        let reader = try TraceReader(path: file)
+        try replay(reader: try TraceReader(path: file), options: options)
+    }
+
+    /// Replays what a reader reads, streaming.
+    public static func replay(reader: TraceReader, options: ReplayOptions = ReplayOptions()) throws(TraceError) -> (ReplayResult, TraceReader) {
         let r = Replayer(header: reader.header, options: options)
         var batch = EventBatch()
         while try reader.read(into: &batch) { r.apply(batch) }

@@ -41,6 +41,18 @@ final class ByteInput {
         buffer = .allocate(capacity: capacity)
     }
 
+    /// Reads from bytes already in memory.
+    init(bytes: [UInt8], name: String) {
+        self.name = name
+        fd = -1
+        ownsDescriptor = false
+        capacity = max(bytes.count, 16)
+        buffer = .allocate(capacity: capacity)
+        buffer.initialize(from: bytes, count: bytes.count)
+        end = bytes.count
+        atEOF = true
+    }
+
     deinit {
         if ownsDescriptor { close(fd) }
         buffer.deallocate()

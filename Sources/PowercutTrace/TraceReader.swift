@@ -18,8 +18,22 @@ public final class TraceReader {
     public let form: TraceForm
 
     /// Opens `path` (`-` for standard input) and reads its header.
-    public init(path: String) throws(TraceError) {
-        let input = try ByteInput(path: path)
+    public convenience init(path: String) throws(TraceError) {
+        try self.init(input: try ByteInput(path: path))
+    }
+
+    /// Reads a trace held in memory; `name` stands for the file in messages.
+    public convenience init(bytes: [UInt8], name: String = "<memory>") throws(TraceError) {
+        try self.init(input: ByteInput(bytes: bytes, name: name))
+    }
+
+    /// Reads a text trace held in a string.
+    public convenience init(text: String, name: String = "<memory>") throws(TraceError) {
+        try self.init(bytes: Array(text.utf8), name: name)
+    }
+
+    private init(input: ByteInput) throws(TraceError) {
+        let path = input.name
         file = path
         let isBinary = try input.ensure(BinaryFormat.magic.count)
             && (0..<BinaryFormat.magic.count).allSatisfy { input.buffer[input.position + $0] == BinaryFormat.magic[$0] }
@@ -89,7 +103,11 @@ public struct Trace: Sendable, Equatable {
 
     /// Reads a whole trace file.
     public init(contentsOf path: String) throws(TraceError) {
-        let reader = try TraceReader(path: path)
+        try self.init(reader: try TraceReader(path: path))
+    }
+
+    /// Reads a whole trace from a reader.
+    public init(reader: TraceReader) throws(TraceError) {
         var batch = EventBatch()
         var events: [Event] = []
         var data: [UInt8] = []

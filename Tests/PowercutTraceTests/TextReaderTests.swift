@@ -1,0 +1,124 @@
+import Testing
+@testable import PowercutTrace
+
+/// Reads a whole text trace from a string.
+func read(_ text: String, name: String = "t.pct") throws(TraceError) -> Trace {
+    try Trace(reader: try TraceReader(text: text, name: name))
+}
+
+/// The error a malformed trace gives.
+func error(_ text: String) -> TraceError? {
+    do {
+        _ = try read(text)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct TextReaderTests {
+    @Test func readsTheSpecExample() throws {
+        let t = try read("""
+            powercut-trace 1
+            meta subject memcpy_flushcache
+            pmem 0x10000 0x1000 name=pool
+            stack 1 0x401a2c 0x4020f0
+            op 1 begin dst=0x1003d len=13 name=memcpy_flushcache
+            store 0x1003d 3 stack=1        # #1 cached head
+            clwb 0x1003d                   # #2
+            ntstore 0x10040 8              # #3
+            store 0x10048 2                # #4
+            clwb 0x10048                   # #5
+            op 1 end                       # #6
+            sfence                         # #7
+            """)
+        #expect(t.header.pmem == [PmemRange(base: 0x10000, length: 0x1000, name: "pool")])
+        #expect(t.stacks[1] == [0x401a2c, 0x4020f0])
+        #expect(t.events.map(\.kind) == [.opBegin, .store, .clwb, .ntstore, .store, .clwb, .opEnd, .sfence])
+        #expect(t.events.map(\.seq) == Array(0...7))
+        #expect(t.events[0].address == 0x1003d && t.events[0].size == 13 && t.names == ["memcpy_flushcache"])
+        #expect(t.events[1].stack == 1 && t.events[4].stack == 0)
+        #expect(t.header.meta.first?.value == "memcpy_flushcache")
+    }
+
+    @Test func numbersAreDecimalOrHexInEitherCase() throws {
+        let t = try read("powercut-trace 1\npmem 0X1000 4096\nstore 0x10aB 2\nstore 4097 0x1\n")
+        #expect(t.events.map(\.address) == [0x10ab, 4097])
+        #expect(t.events.map(\.size) == [2, 1])
+    }
+
+    @Test func optionalKeysComeInAnyOrder() throws {
+        let t = try read("powercut-trace 1\npmem 0 0x100\nop 5 begin contract=persist name=x len=4 dst=0x10 src=0x99\nop 5 end\n")
+        #expect(t.events[0].contract == .persist && t.events[0].source == 0x99 && t.events[0].size == 4)
+    }
+
+    @Test func dataIsKept() throws {
+        let t = try read("powercut-trace 1\npmem 0 0x100\nstore 0x10 3 data=0aFF10\n")
+        #expect(t.batch.data(of: t.events[0]) == [0x0a, 0xff, 0x10])
+    }
+
+    @Test func stacksMayBeDefinedBetweenEvents() throws {
+        let t = try read("powercut-trace 1\npmem 0 0x100\nsfence\nstack 4 0x1\nstore 0 1 stack=4\n")
+        #expect(t.events.map(\.kind) == [.sfence, .stackDefinition, .store])
+        #expect(t.events.map(\.seq) == [0, 1, 1])
+        #expect(t.eventCount == 2)
+    }
+
+    @Test func hugeDeclaredRangesCostNothing() throws {
+        // A pmem range of nearly 2^64 bytes must not allocate anything.
+        let t = try read("powercut-trace 1\npmem 0 0xffffffffffff0000\nstore 0xfffffffffffe0000 8\n")
+        #expect(t.header.pmem[0].length == 0xffffffffffff0000)
+    }
+
+    // Every error trace-format.md lists: file:line, what is wrong, what was expected.
+    @Test(arguments: [
+        ("", "t.pct: empty trace"),
+        ("store 0 1\n", "t.pct:1: missing header"),
+        ("powercut-trace 2\n", "t.pct:1: unsupported trace version 2 (this build reads text version 1)"),
+        ("powercut-trace 1\nstor 0 1\n", "t.pct:2: unknown record 'stor' (expected store, ntstore, clwb"),
+        ("powercut-trace 1\nstore 0 1 colour=red\n", "t.pct:2: unknown key 'colour'"),
+        ("powercut-trace 1\npmem 0 0x100 nmae=x\n", "t.pct:2: unknown key 'nmae'"),
+        ("powercut-trace 1\nstore 0x1g 1\n", "t.pct:2: bad number '0x1g'"),
+        ("powercut-trace 1\nstore 18446744073709551616 1\n", "t.pct:2: bad number"),
+        ("powercut-trace 1\nstore 0x10000000000000000 1\n", "t.pct:2: bad number"),
+        ("powercut-trace 1\nstore 0 0\n", "t.pct:2: store SIZE 0 is out of range"),
+        ("powercut-trace 1\nstore 0 1048577\n", "t.pct:2: store SIZE 1048577 is out of range"),
+        ("powercut-trace 1\npmem 0x1000 0\n", "t.pct:2: pmem range at 0x1000 has length 0"),
+        ("powercut-trace 1\ndurable 0 0\n", "t.pct:2: durable LEN is 0"),
+        ("powercut-trace 1\nstore 0xfffffffffffffffc 8\n", "t.pct:2: store at 0xfffffffffffffffc of 8 bytes runs past the end"),
+        ("powercut-trace 1\npmem 0xfffffffffffff000 0x2000\n", "t.pct:2: pmem range 0xfffffffffffff000 + 0x2000 runs past the end"),
+        ("powercut-trace 1\npmem 0 0x100\npmem 0x80 0x100\n", "t.pct:3: pmem range 0x80+0x100 overlaps range 0x0+0x100"),
+        ("powercut-trace 1\nstore 0 2 data=00\n", "t.pct:2: data= has 1 bytes for a store of 2"),
+        ("powercut-trace 1\nstore 0 1 data=zz\n", "t.pct:2: bad hex in data="),
+        ("powercut-trace 1\nop 1 end\n", "t.pct:2: op 1 end without a matching 'op 1 begin'"),
+        ("powercut-trace 1\nop 1 begin dst=0 len=1\nop 2 begin dst=0 len=1\n", "t.pct:3: op 2 begins while op 1 (begun at line 2) is still open"),
+        ("powercut-trace 1\nop 1 begin dst=0 len=1\nop 1 end\nop 1 begin dst=0 len=1\n", "t.pct:4: op ID 1 is used twice"),
+        ("powercut-trace 1\nop 1 begin dst=0 len=1\n", "t.pct:end: op 1 begun at line 2 is never ended"),
+        ("powercut-trace 1\nop 1 begin dst=0 len=1\nop 2 end\n", "t.pct:3: op 2 end while op 1 (begun at line 2) is open"),
+        ("powercut-trace 1\nstore 0 1 stack=3\n", "t.pct:2: stack=3 names a stack that is not defined"),
+        ("powercut-trace 1\nop 1 begin len=1\n", "t.pct:2: op 1 begin has no dst="),
+        ("powercut-trace 1\nop 1 begin dst=0 len=1 contract=eventually\n", "t.pct:2: unknown contract 'eventually'"),
+        ("powercut-trace 1\ndomain adr2\n", "t.pct:2: unknown domain 'adr2' (expected adr, eadr or wpq)"),
+        ("powercut-trace 1\nline-size 48\n", "t.pct:2: line-size 48 is not a power of two from 16 to 4096"),
+        ("powercut-trace 1\nsfence\nline-size 64\n", "t.pct:3: header record 'line-size' after the first event"),
+        ("powercut-trace 1\nstore 0\n", "t.pct:2: missing fields in 'store' record"),
+        ("powercut-trace 1\nclwb 0 0\n", "t.pct:2: unexpected field '0'"),
+        ("powercut-trace 1\nstack 1 0x1\nstack 1 0x2\n", "t.pct:3: stack 1 is defined twice"),
+    ])
+    func malformedTracesAreRejected(text: String, message: String) {
+        let e = error(text)
+        #expect(e != nil, "accepted: \(text)")
+        #expect(e?.description.hasPrefix(message) == true, "got: \(e?.description ?? "nothing")")
+    }
+
+    @Test func crlfLineEndsAndTabsAreAccepted() throws {
+        let t = try read("powercut-trace 1\r\npmem\t0  0x100\r\nstore\t0x10\t4\r\n")
+        #expect(t.events.count == 1 && t.events[0].size == 4)
+    }
+
+    @Test func modulePathsUnescapeSpaces() throws {
+        let t = try read("powercut-trace 1\nmodule /opt/my\\x20lib.so 0x1000 0x2000 build-id=abCD\n")
+        #expect(t.header.modules == [Module(path: "/opt/my lib.so", base: 0x1000, size: 0x2000, buildID: "abCD")])
+        #expect(TextFormat.line(for: t.header.records[0]) == "module /opt/my\\x20lib.so 0x1000 0x2000 build-id=abCD")
+    }
+}
