@@ -34,6 +34,7 @@ let package = Package(
         ),
         .testTarget(name: "PowercutTraceTests", dependencies: ["PowercutTrace"]),
         .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
-        .testTarget(name: "powercutTests", dependencies: ["PowercutTrace"]),
+        // End-to-end: runs the built powercut binary.
+        .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace"]),
     ]
 )

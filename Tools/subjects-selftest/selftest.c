@@ -58,6 +58,8 @@ static unsigned char random_byte(void)
 /* Index of the first byte where a and b differ, or -1. */
 static long first_difference(const unsigned char *a, const unsigned char *b, size_t n)
 {
+    if (memcmp(a, b, n) == 0)
+        return -1;
     for (size_t i = 0; i < n; i++)
         if (a[i] != b[i])
             return (long)i;
@@ -162,16 +164,18 @@ int main(void)
 {
     const char *forced = getenv("POWERCUT_WRITEBACK");
     const char *writeback = powercut_subject_writeback_name();
-    printf("write-back: %s (%s%s)\n", writeback,
-           forced ? "POWERCUT_WRITEBACK=" : "from CPUID", forced ? forced : "");
-    if (forced && (!strcmp(forced, "clwb") || !strcmp(forced, "clflushopt") ||
-                   !strcmp(forced, "clflush"))) {
+    int valid = forced && (!strcmp(forced, "clwb") || !strcmp(forced, "clflushopt") ||
+                           !strcmp(forced, "clflush"));
+    if (valid) {
+        printf("write-back: %s (forced by POWERCUT_WRITEBACK)\n", writeback);
         check(strcmp(writeback, forced) == 0, "POWERCUT_WRITEBACK selects the instruction");
         if (!cpu_has(forced)) {
             printf("skipped: this CPU has no %s\n", forced);
             return 0;
         }
     } else {
+        printf("write-back: %s (from CPUID%s)\n", writeback,
+               forced ? "; POWERCUT_WRITEBACK value not recognised, ignored" : "");
         check(cpu_has(writeback), "the CPUID choice is an instruction this CPU has");
     }
     check_table();
