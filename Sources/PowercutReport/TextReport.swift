@@ -22,7 +22,7 @@ public struct TextReport {
         }
         var s = Summary()
         s.add(r)
-        out += "\n== \(trace.file): \(verdict(r)) (\(s.errors) error\(s.errors == 1 ? "" : "s"), \(s.warnings) warning\(s.warnings == 1 ? "" : "s"), \(s.notes) note\(s.notes == 1 ? "" : "s"))\n"
+        out += "\n== \(trace.file): \(verdict(r)) (\(s.errors) error\(s.errors == 1 ? "" : "s"), \(s.warnings) warning\(s.warnings == 1 ? "" : "s"), \(s.notes) note\(s.notes == 1 ? "" : "s"))\n\n"
         return out
     }
 
@@ -37,7 +37,10 @@ public struct TextReport {
         switch f.rule {
         case .notDurable:
             if let op = f.op {
-                let point = op.contract == .persist ? "its return" : (f.event == nil ? "the end of the trace (no drain)" : "its drain point")
+                if f.event == nil {
+                    return "\(f.bytes) byte\(f.bytes == 1 ? "" : "s") of \(opText) not durable at the end of the trace (no drain point)"
+                }
+                let point = op.contract == .persist ? "its return" : "its drain point"
                 return "\(f.bytes) byte\(f.bytes == 1 ? "" : "s") of \(opText) not durable at \(point), \(at)"
             }
             return "\(f.bytes) byte\(f.bytes == 1 ? "" : "s") not durable at the durable assertion \(at)"

@@ -80,7 +80,7 @@ struct Check: ParsableCommand {
                     text += TextReport().render(t)
                     if cuts { text += "\n" + CutsReport().render(t) }
                 }
-                text += "\npowercut: \(summary.line)\n"
+                text += "powercut: \(summary.line)\n"
             }
             try emit(text, to: output)
             if summary.errors > 0 { throw ExitCode(errorExitcode) }
