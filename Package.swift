@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "powercut", targets: ["powercut"]),
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
+        // The reference subjects as a shared library, so `--lib` can load them like any other.
+        .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,6 +26,8 @@ let package = Package(
         .target(name: "PowercutModel", dependencies: ["PowercutTrace"], swiftSettings: hotLoop),
         // Printers over findings: text, JSON.
         .target(name: "PowercutReport", dependencies: ["PowercutTrace", "PowercutModel"]),
+        // The reference subjects: the Linux flushcache copy routines, as they behaved.
+        .target(name: "CPowercutSubjects"),
         // The command-line frontend.
         .executableTarget(
             name: "powercut",
@@ -34,6 +38,7 @@ let package = Package(
         ),
         .testTarget(name: "PowercutTraceTests", dependencies: ["PowercutTrace"]),
         .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutReportTests", dependencies: ["PowercutReport", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
         .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace"]),
     ]
