@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "PowercutModel", dependencies: ["PowercutTrace"], swiftSettings: hotLoop),
         // Printers over findings: text, JSON.
         .target(name: "PowercutReport", dependencies: ["PowercutTrace", "PowercutModel"]),
+        // The sweep: a routine over every alignment and size, in worker processes.
+        .target(name: "PowercutSweep", dependencies: ["PowercutTrace", "PowercutModel", "PowercutReport"]),
         // The reference subjects: the Linux flushcache copy routines, as they behaved.
         .target(name: "CPowercutSubjects"),
         // The command-line frontend.
