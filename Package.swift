@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
+        // The recorder's C API (powercut.h) for users' own harnesses.
+        .library(name: "powercut-recorder", type: .dynamic, targets: ["CPowercutRecorder"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,15 +28,26 @@ let package = Package(
         .target(name: "PowercutModel", dependencies: ["PowercutTrace"], swiftSettings: hotLoop),
         // Printers over findings: text, JSON.
         .target(name: "PowercutReport", dependencies: ["PowercutTrace", "PowercutModel"]),
+        // The recorder's C core: single-step, decode (capstone), unwind (libunwind).
+        .target(
+            name: "CPowercutRecorder",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [
+                .linkedLibrary("capstone"), .linkedLibrary("unwind"), .linkedLibrary("unwind-x86_64"),
+                .linkedLibrary("dl"),
+            ]
+        ),
+        // The recorder as Swift: record a call or a closure into a trace.
+        .target(name: "PowercutRecorder", dependencies: ["CPowercutRecorder", "CPowercutSubjects", "PowercutTrace"]),
         // The sweep: a routine over every alignment and size, in worker processes.
-        .target(name: "PowercutSweep", dependencies: ["PowercutTrace", "PowercutModel", "PowercutReport"]),
+        .target(name: "PowercutSweep", dependencies: ["PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder"]),
         // The reference subjects: the Linux flushcache copy routines, as they behaved.
         .target(name: "CPowercutSubjects"),
         // The command-line frontend.
         .executableTarget(
             name: "powercut",
             dependencies: [
-                "PowercutTrace", "PowercutModel", "PowercutReport",
+                "PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder", "PowercutSweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -52,6 +52,23 @@ public struct CaseResult: Sendable, Codable, Equatable {
     public var sweepCase: SweepCase { SweepCase(dstOffset: dstOffset, srcOffset: srcOffset, size: size) }
     public var bytesAtRisk: UInt64 { atRisk.values.reduce(0, +) }
 
+    /// "at 0x7f3a…" differs per process (ASLR): patterns group on the message without it.
+    static func maskingAddresses(_ s: String) -> String {
+        var out = ""
+        var i = s.startIndex
+        while i < s.endIndex {
+            if s[i...].hasPrefix("0x") {
+                out += "0x…"
+                i = s.index(i, offsetBy: 2)
+                while i < s.endIndex, s[i].isHexDigit { i = s.index(after: i) }
+            } else {
+                out.append(s[i])
+                i = s.index(after: i)
+            }
+        }
+        return out
+    }
+
     /// Fills in the verdict from a replay.
     public mutating func judge(_ result: ReplayResult) {
         rules = [:]
@@ -78,7 +95,7 @@ public struct CaseResult: Sendable, Codable, Equatable {
     public var signature: String {
         switch status {
         case .clean: return "clean"
-        case .crashed, .budget, .error: return "\(status.rawValue): \(message ?? "")"
+        case .crashed, .budget, .error: return "\(status.rawValue): \(Self.maskingAddresses(message ?? ""))"
         case .failing:
             let risk = atRisk.keys.sorted().joined(separator: ", ")
             let others = rules.keys.filter { $0 != Rule.notDurable.rawValue && $0 != Rule.dirtyAtReturn.rawValue }.sorted()

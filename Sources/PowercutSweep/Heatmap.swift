@@ -5,7 +5,7 @@ public struct Heatmap {
 
     public init(grid: SweepGrid) { self.grid = grid }
 
-    static let cellWidth = 9, maxCellHeight = 6
+    static let cellWidth = 9, maxCellHeight = 16
     static let palette: [(limit: UInt64, colour: String, label: String)] = [
         (0, "#e3f1df", "durable"),
         (1, "#fdd49e", "1 byte"),
@@ -31,6 +31,7 @@ public struct Heatmap {
         let sizes = grid.sizes, offsets = grid.dstOffsets
         // Rows: one per size; a gap where the sizes jump.
         let cellHeight = max(2, min(Self.maxCellHeight, 900 / max(1, sizes.count)))
+        let labelEvery: UInt64 = sizes.count <= 40 ? 1 : (sizes.count <= 140 ? 16 : 64)
         var rowY: [UInt64: Int] = [:]
         var y = 0
         var segmentStarts: [(UInt64, Int)] = []
@@ -77,13 +78,13 @@ public struct Heatmap {
             s += "<text x=\"\(x0 + panelWidth / 2)\" y=\"\(top + panelHeight + 26)\" font-size=\"10\" text-anchor=\"middle\" fill=\"#444\">dst offset (mod 64)</text>\n"
             if p == 0 {
                 for (n, yy) in segmentStarts {
-                    s += "<text x=\"\(x0 - 4)\" y=\"\(top + yy + 8)\" font-size=\"9\" text-anchor=\"end\" fill=\"#444\">n=\(n)</text>\n"
+                    s += "<text x=\"\(x0 - 4)\" y=\"\(top + yy + min(cellHeight, 10))\" font-size=\"9\" text-anchor=\"end\" fill=\"#444\">\(n)</text>\n"
                 }
-                var k = 64 as UInt64
-                while let yy = rowY[k] {
-                    s += "<text x=\"\(x0 - 4)\" y=\"\(top + yy + 4)\" font-size=\"9\" text-anchor=\"end\" fill=\"#444\">\(k)</text>\n"
-                    k += 64
+                let starts = Set(segmentStarts.map(\.0))
+                for n in sizes where n % labelEvery == 0 && !starts.contains(n) {
+                    s += "<text x=\"\(x0 - 4)\" y=\"\(top + rowY[n]! + min(cellHeight, 10))\" font-size=\"9\" text-anchor=\"end\" fill=\"#444\">\(n)</text>\n"
                 }
+                s += "<text x=\"12\" y=\"\(top + panelHeight / 2)\" font-size=\"10\" fill=\"#444\" transform=\"rotate(-90 12 \(top + panelHeight / 2))\" text-anchor=\"middle\">size n (bytes)</text>\n"
             }
         }
         // Legend.

@@ -120,6 +120,7 @@ public final class WorkerPool {
             for i in workers.indices {
                 let w = workers[i]
                 if fds[i].revents != 0 {
+                    var exiting = false
                     var chunk = [UInt8](repeating: 0, count: 65536)
                     let n = read(w.output, &chunk, chunk.count)
                     if n <= 0 {
@@ -136,7 +137,13 @@ public final class WorkerPool {
                             results.append(r)
                             w.current = nil
                             progress(results.count, cases.count)
+                            // A worker exits after an abandoned call (its state is unknown).
+                            if r.status == .budget || r.status == .error { exiting = true }
                         }
+                    }
+                    if exiting {
+                        _ = retire(w)
+                        try replace(i, reason: "")
                     }
                 } else if let c = w.current, t - w.started > caseTimeout {
                     kill(w.pid, SIGKILL)

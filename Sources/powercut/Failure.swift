@@ -1,4 +1,5 @@
 import ArgumentParser
+import PowercutRecorder
 import PowercutTrace
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,12 @@ func reporting<T>(_ body: () throws -> T) throws -> T {
     } catch let e as TraceError {
         printError(e.description)
         throw ExitCode(ExitStatus.badData)
+    } catch let e as RecorderError {
+        printError(e.description)
+        switch e.kind {
+        case .routine, .usage: throw ExitCode(ExitStatus.usage)
+        case .recording: throw ExitCode(ExitStatus.badData)
+        }
     } catch let e as Failure {
         printError(e.message)
         throw ExitCode(e.status)

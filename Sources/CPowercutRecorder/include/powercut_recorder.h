@@ -81,7 +81,7 @@ void pc_set_budget(uint64_t max_instructions_per_call);
 void pc_set_capture_data(int on);
 
 /* Op markers. pc_op_begin appends an op-begin event with a new op id (1, 2, ...), which
- * it returns (or -1: nested op, len 0). pc_op_begin_named also records a name
+ * it returns (or -1: nested op, a range past the end of memory; len 0 is allowed). pc_op_begin_named also records a name
  * (non-empty, no whitespace, '#' or '='; NULL for none). pc_op_end returns 0 or -1. */
 int pc_op_begin(uint64_t dst, uint64_t len, pc_contract c);
 int pc_op_begin_named(uint64_t dst, uint64_t len, const char *name, pc_contract c);

@@ -1,0 +1,249 @@
+import ArgumentParser
+import Foundation
+import PowercutModel
+import PowercutRecorder
+import PowercutReport
+import PowercutSweep
+import PowercutTrace
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify copy routines over every destination alignment and size.",
+        discussion: """
+            Records and replays one call per (dst offset, src offset, size) in worker processes, \
+            so a routine that crashes or loops costs one case. With no routine named, sweeps every \
+            built-in subject. Environment variables (PMEM_NO_CLWB, PMEM_NO_FLUSH, …) pass through \
+            to the routine. Exit status: 0 every case clean, 1 (or --error-exitcode) failing cases, \
+            64 usage, 70 internal.
+            """
+    )
+
+    @Argument(help: "Built-in subjects (default: all of them).")
+    var subjects: [String] = []
+
+    @OptionGroup var routine: RoutineOptions
+
+    @Option(help: "Destination offsets from a 4 KiB boundary: ranges and lists, e.g. 0-63 or 0,1,8-15.")
+    var dstOffsets = SweepGrid.defaultDstOffsets
+
+    @Option(help: "Source offsets.")
+    var srcOffsets = SweepGrid.defaultSrcOffsets
+
+    @Option(help: "Sizes in bytes.")
+    var sizes = SweepGrid.defaultSizes
+
+    @Option(help: "The routine's contract: flushcache, persist or none.")
+    var contract: Contract = .flushcache
+
+    @Option(help: "The caller's drain after each call: sfence (recorded) or none.")
+    var drain: DrainArgument = .sfence
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Worker processes (default: one per core).")
+    var jobs: Int?
+
+    @Option(help: "Instructions allowed per case before it is abandoned.")
+    var budget: UInt64 = 2_000_000
+
+    @Option(help: "Seconds allowed per case before its worker is killed.")
+    var timeout: Double = 30
+
+    @Option(help: "Report format: text or json.")
+    var format: SweepFormat = .text
+
+    @Option(help: "Write a heatmap of bytes at risk (dst offset × size) to this .svg (or .png) file.")
+    var heatmap: String?
+
+    @Option(help: "Write each failing case's trace into this directory.")
+    var saveFailing: String?
+
+    @Option(help: "Exit status when some case fails.")
+    var errorExitcode: Int32 = ExitStatus.findings
+
+    @Option(name: [.short, .customLong("output")], help: "Write the report to this file (crash-safely).")
+    var output: String?
+
+    @Flag(help: "No progress display.")
+    var quiet = false
+
+    enum SweepFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    func grid() throws -> SweepGrid {
+        do {
+            return SweepGrid(dstOffsets: try SweepGrid.parseList(dstOffsets, max: 4095),
+                             srcOffsets: try SweepGrid.parseList(srcOffsets, max: 4095),
+                             sizes: try SweepGrid.parseList(sizes, max: 1 << 24))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func validate() throws {
+        _ = try grid()
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    func run() throws {
+        try reporting {
+            let grid = try grid()
+            let routines = try routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
+                                                                   : try routine.routines(subjects)
+            // Resolve every routine here first: a bad name or library is a usage error,
+            // not thousands of failing cases.
+            for r in routines { _ = try r.resolve() }
+            if let dir = saveFailing {
+                try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            }
+            let report = SweepReport(grid: grid) { name in Routine.subjects.first { $0.name == name }?.summary }
+            let progress = Progress(enabled: !quiet)
+            if format == .text && output == nil { writeAll(1, report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)) }
+            var results: [RoutineResult] = []
+            let started = Date()
+            for r in routines {
+                let pool = WorkerPool(executable: selfPath(), arguments: workerArguments(for: r), jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount,
+                                      caseTimeout: timeout)
+                let cases = try pool.run(grid.cases) { done, total in progress.update(r.description, done, total) }
+                progress.finish(r.description, cases)
+                results.append(RoutineResult(routine: r.description, contract: contract.description, domain: domainName, cases: cases))
+            }
+            let seconds = Date().timeIntervalSince(started)
+            var text: String
+            switch format {
+            case .json: text = report.json(results, domain: domainName, drain: drain.rawValue)
+            case .text:
+                text = output == nil ? "" : report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)
+                text += report.render(results)
+                text += timing(results, seconds: seconds)
+            }
+            if let heatmap { try writeHeatmap(Heatmap(grid: grid).svg(results), to: heatmap) }
+            try emit(text, to: output)
+            if results.contains(where: { !$0.isClean }) { throw ExitCode(errorExitcode) }
+        }
+    }
+
+    private var domainName: String { (model.domain ?? .adr).description }
+
+    private func workerArguments(for r: Routine) -> [String] {
+        var a = ["sweep-worker", "--dst-offsets", dstOffsets, "--src-offsets", srcOffsets, "--sizes", sizes,
+                 "--contract", contract.description, "--drain", drain.rawValue, "--budget", String(budget)]
+        switch r {
+        case .subject(let name): a.append(name)
+        case .library(let path, let symbol): a += ["--lib", path, "--symbol", symbol]
+        }
+        if let d = model.domain { a += ["--domain", d.description] }
+        if model.ntEvicts { a.append("--nt-evicts") }
+        if model.strictClflush { a.append("--strict-clflush") }
+        if let s = saveFailing { a += ["--save-failing", s] }
+        return a
+    }
+
+    private func timing(_ results: [RoutineResult], seconds: Double) -> String {
+        let cases = results.reduce(0) { $0 + $1.cases.count }
+        let record = results.reduce(0.0) { $0 + $1.cases.reduce(0.0) { $0 + $1.recordSeconds } }
+        let replay = results.reduce(0.0) { $0 + $1.cases.reduce(0.0) { $0 + $1.replaySeconds } }
+        let steps = results.reduce(UInt64(0)) { $0 + $1.cases.reduce(UInt64(0)) { $0 + $1.instructions } }
+        return String(format: "powercut sweep: %.1f s wall, %.0f cases/s; in the workers: %.1f s recording (%llu instructions single-stepped), %.1f s replaying\n",
+                      seconds, Double(cases) / max(seconds, 1e-9), record, steps, replay)
+    }
+
+    private func writeHeatmap(_ svg: String, to path: String) throws {
+        if path.hasSuffix(".png") {
+            let tmp = path + ".svg.incomplete"
+            try OutputFile.write(svg, to: tmp)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["rsvg-convert", "-o", path + ".incomplete", tmp]
+            try p.run()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else {
+                throw Failure.internal("rsvg-convert could not render \(path) (install librsvg2-bin, or ask for an .svg)")
+            }
+            _ = rename(path + ".incomplete", path)
+        } else {
+            try OutputFile.write(svg, to: path)
+        }
+    }
+}
+
+/// The path of this executable, for starting workers.
+func selfPath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+/// A progress bar on a terminal; plain lines every 10% otherwise (CI logs).
+final class Progress {
+    let enabled: Bool
+    let terminal = isatty(2) != 0
+    var lastTenth = -1
+    var lastDraw = 0.0
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ name: String, _ done: Int, _ total: Int) {
+        guard enabled, total > 0 else { return }
+        if terminal {
+            let now = Date().timeIntervalSince1970
+            if now - lastDraw < 0.1 && done < total { return }
+            lastDraw = now
+            let width = 30, filled = done * width / total
+            writeAll(2, "\r  \(name) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total)")
+        } else {
+            let tenth = done * 10 / total
+            if tenth != lastTenth {
+                lastTenth = tenth
+                writeAll(2, "powercut sweep: \(name): \(done)/\(total) cases (\(tenth * 10)%)\n")
+            }
+        }
+    }
+
+    func finish(_ name: String, _ cases: [CaseResult]) {
+        lastTenth = -1
+        guard enabled, terminal else { return }
+        writeAll(2, "\r\u{1B}[K")
+    }
+}
+
+struct SweepWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep-worker",
+        abstract: "(internal) Run sweep cases read from standard input.",
+        shouldDisplay: false
+    )
+
+    @Argument var subjects: [String] = []
+    @OptionGroup var routine: RoutineOptions
+    @Option var dstOffsets = SweepGrid.defaultDstOffsets
+    @Option var srcOffsets = SweepGrid.defaultSrcOffsets
+    @Option var sizes = SweepGrid.defaultSizes
+    @Option var contract: Contract = .flushcache
+    @Option var drain: DrainArgument = .sfence
+    @OptionGroup var model: ModelOptions
+    @Option var budget: UInt64 = 2_000_000
+    @Option var saveFailing: String?
+
+    func run() throws {
+        try reporting {
+            let grid = SweepGrid(dstOffsets: try SweepGrid.parseList(dstOffsets, max: 4095),
+                                 srcOffsets: try SweepGrid.parseList(srcOffsets, max: 4095),
+                                 sizes: try SweepGrid.parseList(sizes, max: 1 << 24))
+            guard let r = try routine.routines(subjects).first else { throw ValidationError("no routine") }
+            var options = Harness.Options()
+            options.contract = contract
+            options.drain = drain == .sfence
+            options.budget = budget
+            let runner = try CaseRunner(routine: r, grid: grid, options: options,
+                                        replay: model.replayOptions(), saveFailing: saveFailing)
+            let encoder = JSONEncoder()
+            while let line = readLine() {
+                let f = line.split(separator: " ").compactMap { UInt64($0) }
+                guard f.count == 3 else { continue }
+                let result = runner.run(SweepCase(dstOffset: f[0], srcOffset: f[1], size: f[2]))
+                writeAll(1, String(decoding: try encoder.encode(result), as: UTF8.self) + "\n")
+                // After an abandoned call the routine's state is unknown: start afresh.
+                if result.status == .budget || result.status == .error { return }
+            }
+        }
+    }
+}
