@@ -42,6 +42,10 @@ enum pc_cls {
                         if that window overlaps pmem */
     CLS_ENTER,       /* enter imm16, imm8 (size = nesting level) */
     CLS_POPF,        /* popf: keep TF set in the popped image */
+    CLS_SYSCALL,     /* syscall: executed from the recorder's stub so that the instruction
+                        after it is still seen before it runs */
+    CLS_KENTRY,      /* int n, sysenter: the kernel returns with TF set and the next
+                        instruction runs before the next trap: it is checked afterwards */
     CLS_ERROR        /* cannot tell what it does: error */
 };
 
