@@ -42,7 +42,9 @@ let package = Package(
         // The sweep: a routine over every alignment and size, in worker processes.
         .target(name: "PowercutSweep", dependencies: ["PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder"]),
         // The reference subjects: the Linux flushcache copy routines, as they behaved.
-        .target(name: "CPowercutSubjects"),
+        // Built at -O2 in every configuration, as a kernel builds its copy routines: the
+        // instruction stream recorded is the one that ships, and sweeps stay fast.
+        .target(name: "CPowercutSubjects", cSettings: [.unsafeFlags(["-O2"])]),
         // The command-line frontend.
         .executableTarget(
             name: "powercut",
@@ -53,6 +55,8 @@ let package = Package(
         ),
         .testTarget(name: "PowercutTraceTests", dependencies: ["PowercutTrace"]),
         .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutRecorderTests", dependencies: ["PowercutRecorder", "PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
         .testTarget(name: "PowercutReportTests", dependencies: ["PowercutReport", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
         .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace"]),

@@ -13,6 +13,7 @@
  * Runs in the SIGTRAP handler on a decode-cache miss: no malloc (capstone allocates
  * from a private arena, set up before cs_open).
  */
+#if defined(__linux__) && defined(__x86_64__)
 #define _GNU_SOURCE
 #include "pc_internal.h"
 
@@ -116,6 +117,14 @@ int pc_decode_init(void) {
         return -1;
     }
     for (size_t i = 0; i < sizeof read_only_ids / sizeof read_only_ids[0]; i++) ro_ids[read_only_ids[i]] = 1;
+    /* capstone builds some tables on its first decode (and sorts one with libc's qsort,
+     * which mallocs): do that here, not in the signal handler */
+    static const uint8_t warm[] = {0x48, 0x89, 0x07, 0xf0, 0x48, 0x0f, 0xb1, 0x0f, 0xf3, 0xa4};
+    const uint8_t *wp = warm;
+    size_t wn = sizeof warm;
+    uint64_t wa = 0x1000;
+    while (wn && cs_disasm_iter(cs, &wp, &wn, &wa, insn)) {
+    }
     unsigned a, b, c, d;
     if (__get_cpuid_count(0xd, 0, &a, &b, &c, &d) && b >= 576) pc_xsave_max = b;
     decode_ready = 1;
@@ -670,7 +679,9 @@ static void classify_legacy_cs(pc_dentry *e, const raw_t *r, const cs_insn *in) 
     case X86_INS_LFENCE: return;
     case X86_INS_CPUID: e->cls = CLS_FENCE; e->ev = PC_FENCE; return;
     case X86_INS_IRET: case X86_INS_IRETD: case X86_INS_IRETQ:
-        e->cls = CLS_FENCE; e->ev = PC_FENCE; e->flags |= F_EPOCH; return;
+        e->cls = CLS_IRET; e->ev = PC_FENCE; e->flags |= F_EPOCH;
+        e->size = r->W ? 8 : r->p66 ? 2 : 4;
+        return;
     case X86_INS_RET: case X86_INS_RETF: case X86_INS_RETFQ:
         e->flags |= F_EPOCH; return;
     case X86_INS_SYSCALL:
@@ -818,3 +829,5 @@ void pc_decode_text(uint64_t rip, const uint8_t *code, size_t avail, char *out, 
     for (size_t i = 0; i < n && o + 4 < outlen; i++) o += (size_t)snprintf(out + o, outlen - o, " %02x", code[i]);
     if (o + 2 < outlen) snprintf(out + o, outlen - o, ")");
 }
+
+#endif /* __linux__ && __x86_64__ */

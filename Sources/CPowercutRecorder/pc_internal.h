@@ -42,6 +42,8 @@ enum pc_cls {
                         if that window overlaps pmem */
     CLS_ENTER,       /* enter imm16, imm8 (size = nesting level) */
     CLS_POPF,        /* popf: keep TF set in the popped image */
+    CLS_IRET,        /* iret: a fence; TF forced into the popped flags image (size = the
+                        operand size: flags at rSP + 2 * size) */
     CLS_SYSCALL,     /* syscall: executed from the recorder's stub so that the instruction
                         after it is still seen before it runs */
     CLS_KENTRY,      /* int n, sysenter: the kernel returns with TF set and the next
@@ -80,9 +82,9 @@ typedef struct {
     uint8_t bytes[16];  /* the instruction's bytes, to notice code that changed */
 } pc_dentry;
 
-/* Decodes the instruction at `rip` whose bytes are code[0..avail). Fills *e. Returns 0;
- * the entry may be CLS_ERROR. Not async-signal-unsafe beyond capstone's own work (no
- * malloc once pc_decode_init ran). */
+/* Decodes the instruction at `rip` whose bytes are code[0..avail) and fills *e (which
+ * may come out CLS_ERROR). Called from the SIGTRAP handler: no malloc once
+ * pc_decode_init ran (capstone allocates from a private arena and was warmed up). */
 PC_HIDDEN int pc_decode_init(void);
 PC_HIDDEN void pc_decode(uint64_t rip, const uint8_t *code, size_t avail, pc_dentry *e);
 /* Text of the instruction for messages: capstone's "mnemonic op_str" or the bytes. */
@@ -103,5 +105,7 @@ PC_HIDDEN int pc__append(uint8_t kind, uint8_t contract, uint64_t addr, uint64_t
 PC_HIDDEN uint32_t pc__stack_here(void);
 PC_HIDDEN void pc__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 PC_HIDDEN int pc__stepping(void);
+/* TSC ticks spent inside the SIGTRAP handler so far (benchmarks). */
+PC_HIDDEN uint64_t pc__handler_tsc(void);
 
 #endif

@@ -16,7 +16,24 @@
  * allocates from its own arena. libunwind unwinds from the signal context only for
  * instructions that produce events, with a small cache keyed by (rip, rsp) that call and
  * ret invalidate.
+ *
+ * Where single-stepping does not see an instruction before it runs, and what is done:
+ * - syscall: the kernel returns with TF set and the next instruction runs before the
+ *   next trap. The handler runs the syscall from pc__sys_stub instead (`syscall; jmp
+ *   back`), so the instruction that runs unseen is that jmp, and puts into rcx the
+ *   return address the syscall would have left there.
+ * - int n / sysenter: the instruction after it runs unseen; at the next trap it is
+ *   decoded and, if it could have made an event, recording stops with an error.
+ * - popf that would clear TF: TF is forced into the image on the stack before it runs.
+ * - Signal handlers that run during the call are not stepped (the kernel clears TF for
+ *   them); threads the routine creates inherit TF but their traps are ignored.
+ * - Writes the kernel makes on the routine's behalf (read(2) into pmem) are no CPU
+ *   stores and are not recorded.
+ * - Fences in the dynamic loader (the locks of lazy binding) are not the routine's own
+ *   and are dropped; stores there are recorded as anywhere else.
+ * Call stacks stop at the trampoline's frame (frames above it are the recorder's).
  */
+#if defined(__linux__) && defined(__x86_64__)
 #define _GNU_SOURCE
 #include "pc_internal.h"
 
@@ -40,12 +57,20 @@
 #include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
-#define EV_CAP (64ull << 20)      /* events: 64M x 40 bytes, reserved lazily */
-#define DATA_CAP (4ull << 30)     /* captured store data */
-#define FR_CAP (32ull << 20)      /* stack frame slots */
-#define STK_CAP (4u << 20)        /* distinct stacks */
-#define STAB_SLOTS (8u << 20)     /* stack intern table (power of two, >= 2 * STK_CAP) */
+/* Capacities at full size; pc_init reserves them with MAP_NORESERVE (pages cost only
+ * when touched) and, where the address space or overcommit policy refuses, retries at a
+ * quarter, a sixteenth, ... of these. */
+#define EV_CAP_MAX (64ull << 20)      /* events: 64M x 40 bytes */
+#define DATA_CAP_MAX (4ull << 30)     /* captured store data */
+#define FR_CAP_MAX (32ull << 20)      /* stack frame slots */
+#define STK_CAP_MAX (4ull << 20)      /* distinct stacks */
+#define EV_CAP (S.ev_cap)
+#define DATA_CAP (S.data_cap)
+#define FR_CAP (S.fr_cap)
+#define STK_CAP (S.stk_cap)
+#define STAB_SLOTS (2 * S.stk_cap)    /* stack intern table (power of two) */
 #define DC_SLOTS (1u << 18)       /* decode cache (power of two) */
 #define SC_SLOTS 1024u            /* stack cache */
 #define MAX_FRAMES 32
@@ -75,6 +100,7 @@ typedef struct {
 
 static struct {
     int inited;
+    uint64_t ev_cap, data_cap, fr_cap, stk_cap;
     /* events and data */
     pc_event *ev;
     size_t nev;
@@ -104,7 +130,9 @@ static struct {
     /* recording */
     volatile int active;
     int mode;
+    char busy; /* a recording is set up (atomic: refuses a second thread) */
     uint64_t budget, traps, total;
+    uint64_t handler_tsc; /* TSC ticks spent in the handler, for benchmarks */
     sigjmp_buf jb;
     struct sigaction old_sa;
     sigset_t old_mask;
@@ -274,16 +302,42 @@ static int find_ldso(struct dl_phdr_info *info, size_t size, void *arg) {
     return 1;
 }
 
+static void release(void *p, size_t used) {
+    if (p && used) madvise(p, (used + 4095) & ~(size_t)4095, MADV_DONTNEED);
+}
+
 int pc_init(void) {
     if (S.inited) return 0;
-    S.ev = map_big(EV_CAP * sizeof(pc_event));
-    S.data = map_big(DATA_CAP);
-    S.frames = map_big(FR_CAP * sizeof(uint64_t));
-    S.stk = map_big((size_t)STK_CAP * sizeof(stack_rec));
-    S.stab = map_big((size_t)STAB_SLOTS * sizeof(uint32_t));
     S.dc = map_big((size_t)DC_SLOTS * sizeof(pc_dentry));
-    if (!S.ev || !S.data || !S.frames || !S.stk || !S.stab || !S.dc) {
-        pc__set_error("cannot reserve the recorder's buffers: %s", strerror(errno));
+    for (unsigned shift = 0;; shift += 2) {
+        S.ev_cap = EV_CAP_MAX >> shift;
+        S.data_cap = DATA_CAP_MAX >> shift;
+        S.fr_cap = FR_CAP_MAX >> shift;
+        S.stk_cap = STK_CAP_MAX >> shift;
+        S.ev = map_big(S.ev_cap * sizeof(pc_event));
+        S.data = map_big(S.data_cap);
+        S.frames = map_big(S.fr_cap * sizeof(uint64_t));
+        S.stk = map_big(S.stk_cap * sizeof(stack_rec));
+        S.stab = map_big(STAB_SLOTS * sizeof(uint32_t));
+        if (S.ev && S.data && S.frames && S.stk && S.stab) break;
+        int err = errno;
+        if (S.ev) munmap(S.ev, S.ev_cap * sizeof(pc_event));
+        if (S.data) munmap(S.data, S.data_cap);
+        if (S.frames) munmap(S.frames, S.fr_cap * sizeof(uint64_t));
+        if (S.stk) munmap(S.stk, S.stk_cap * sizeof(stack_rec));
+        if (S.stab) munmap(S.stab, STAB_SLOTS * sizeof(uint32_t));
+        S.ev = NULL;
+        S.data = NULL;
+        S.frames = NULL;
+        S.stk = NULL;
+        S.stab = NULL;
+        if (shift >= 10) {
+            pc__set_error("cannot reserve the recorder's buffers: %s", strerror(err));
+            return -1;
+        }
+    }
+    if (!S.dc) {
+        pc__set_error("cannot reserve the recorder's decode cache: %s", strerror(errno));
         return -1;
     }
     if (pc_decode_init() < 0) return -1;
@@ -296,15 +350,19 @@ int pc_init(void) {
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     S.epoch = 1;
     S.inited = 1;
+    /* libunwind initialises itself on first use: do that here, not in the handler */
+    S.nstk = 0;
+    (void)pc__stack_here();
+    release(S.frames, S.nframes * sizeof(uint64_t));
+    release(S.stk, S.nstk * sizeof(stack_rec));
+    if (S.nstk) memset(S.stab, 0, (size_t)STAB_SLOTS * sizeof(uint32_t));
+    S.nstk = S.nframes = 0;
+    S.inited = 1;
     return 0;
 }
 
-static void release(void *p, size_t used) {
-    if (p && used) madvise(p, (used + 4095) & ~(size_t)4095, MADV_DONTNEED);
-}
-
 void pc_reset(void) {
-    if (S.active) return;
+    if (S.mode != MODE_IDLE) return; /* not while recording */
     if (S.inited) {
         release(S.ev, S.nev * sizeof(pc_event));
         release(S.data, S.ndata);
@@ -978,6 +1036,14 @@ static int step(const pc_dentry *e) {
         }
         break;
     }
+    case CLS_IRET: {
+        uint64_t fl = (uint64_t)g[REG_RSP] + 2 * (uint64_t)e->size;
+        if (e->size == 2) *(uint16_t *)(uintptr_t)fl |= TF;
+        else if (e->size == 4) *(uint32_t *)(uintptr_t)fl |= TF;
+        else *(uint64_t *)(uintptr_t)fl |= TF;
+        if (emit(e->ev, 0, 0) < 0) return -1;
+        break;
+    }
     case CLS_SYSCALL:
         pc__sys_back = e->rip + e->len;
         S.uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)pc__sys_stub;
@@ -999,9 +1065,18 @@ static void stop_stepping(ucontext_t *uc) {
     S.active = 0;
 }
 
+static void on_sigtrap_body(siginfo_t *si, ucontext_t *uc);
+
 static void on_sigtrap(int sig, siginfo_t *si, void *ucv) {
     (void)sig;
-    ucontext_t *uc = ucv;
+    uint64_t t0 = __rdtsc();
+    on_sigtrap_body(si, (ucontext_t *)ucv);
+    S.handler_tsc += __rdtsc() - t0;
+}
+
+uint64_t pc__handler_tsc(void) { return S.handler_tsc; }
+
+static void on_sigtrap_body(siginfo_t *si, ucontext_t *uc) {
     greg_t *g = uc->uc_mcontext.gregs;
     uint64_t rip = (uint64_t)g[REG_RIP];
     if (!S.active || !tl_recording) {
@@ -1131,7 +1206,7 @@ static void report_herr(void) {
         pc__set_error("data capture buffer full (%llu bytes) at 0x%llx: %s", (unsigned long long)DATA_CAP, rip, where);
         break;
     case HERR_STACKFULL:
-        pc__set_error("stack table full (%u stacks) at 0x%llx: %s", STK_CAP, rip, where);
+        pc__set_error("stack table full (%llu stacks) at 0x%llx: %s", (unsigned long long)STK_CAP, rip, where);
         break;
     case HERR_XSAVE:
         pc__set_error("cannot read the mask or vector register of '%s' at 0x%llx: %s from the signal frame", text, rip,
@@ -1152,11 +1227,14 @@ static void report_herr(void) {
 
 static int begin_recording(int mode) {
     if (pc_init() < 0) return -1;
-    if (S.active || S.mode != MODE_IDLE) {
-        pc__set_error("already recording (the recorder records one call at a time)");
+    if (__atomic_test_and_set(&S.busy, __ATOMIC_ACQUIRE)) {
+        pc__set_error("already recording (the recorder records one call at a time, on one thread)");
         return -1;
     }
-    if (install() < 0) return -1;
+    if (install() < 0) {
+        __atomic_clear(&S.busy, __ATOMIC_RELEASE);
+        return -1;
+    }
     S.mode = mode;
     S.traps = 0;
     S.herr = HERR_NONE;
@@ -1181,6 +1259,7 @@ static int end_recording(void) {
     S.pending = S.nev;
     S.mode = MODE_IDLE;
     uninstall();
+    __atomic_clear(&S.busy, __ATOMIC_RELEASE);
     if (S.herr) {
         report_herr();
         rc = -1;
@@ -1216,3 +1295,5 @@ int pc__stop_finish(void) {
     }
     return end_recording();
 }
+
+#endif /* __linux__ && __x86_64__ */

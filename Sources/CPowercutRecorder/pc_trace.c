@@ -1,6 +1,7 @@
 /*
  * Module map, the text trace writer and the public powercut.h API.
  */
+#if defined(__linux__) && defined(__x86_64__)
 #define _GNU_SOURCE
 #include "pc_internal.h"
 #include "include/powercut.h"
@@ -357,3 +358,5 @@ void powercut_capture_data(int on) { pc_set_capture_data(on); }
 int powercut_write_trace(const char *path) { return write_trace(path); }
 void powercut_reset(void) { pc_reset(); }
 const char *powercut_error(void) { return pc_error(); }
+
+#endif /* __linux__ && __x86_64__ */

@@ -14,12 +14,39 @@ public final class OutputFile {
     private static let flushThreshold = 1 << 20
 
     public init(path: String) throws(TraceError) {
-        self.path = path
+        // A symlink is followed, so the link stays a link and its target is replaced.
+        var target = path
+        var st = stat()
+        var hops = 0
+        while target != "-" && lstat(target, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK && hops < 40 {
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(target, &buf, Int(PATH_MAX))
+            guard n > 0 else { break }
+            let link = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if link.hasPrefix("/") {
+                target = link
+            } else {
+                let dir = target.lastIndex(of: "/").map { String(target[...$0]) } ?? ""
+                target = dir + link
+            }
+            hops += 1
+        }
+        self.path = target
         if path == "-" {
             temporary = nil
             fd = 1
+        } else if stat(target, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG {
+            // A device, FIFO or socket (/dev/null, /dev/stdout, a pipe): nothing to
+            // rename over, so write to it in place.
+            let d = open(target, O_WRONLY | O_CLOEXEC)
+            if d < 0 {
+                let why = String(cString: strerror(errno))
+                throw TraceError(.io, file: path, "cannot open output: \(why)")
+            }
+            temporary = nil
+            fd = d
         } else {
-            let tmp = path + ".incomplete"
+            let tmp = target + ".incomplete"
             let d = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             if d < 0 {
                 let why = String(cString: strerror(errno))
@@ -33,9 +60,13 @@ public final class OutputFile {
 
     deinit {
         // Not committed: leave no partial file under the real name.
-        if !committed, let temporary {
-            close(fd)
-            unlink(temporary)
+        if !committed {
+            if let temporary {
+                close(fd)
+                unlink(temporary)
+            } else if fd > 2 {
+                close(fd)
+            }
         }
     }
 
@@ -81,7 +112,11 @@ public final class OutputFile {
     /// Flushes, fsyncs and renames the file into place.
     public func commit() throws(TraceError) {
         try flush()
-        guard let temporary else { committed = true; return }
+        guard let temporary else {
+            if fd > 2 { close(fd) }
+            committed = true
+            return
+        }
         if fsync(fd) != 0 {
             let why = String(cString: strerror(errno))
             throw TraceError(.io, file: path, "cannot fsync output: \(why)")

@@ -2,6 +2,9 @@ import ArgumentParser
 import PowercutModel
 import PowercutReport
 import PowercutTrace
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Domain: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
@@ -9,7 +12,10 @@ extension Domain: ExpressibleByArgument {
 }
 
 enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json, brief
+    case text, json, brief, sarif, junit, github
+
+    /// One document that nothing else may share standard output with.
+    var isDocument: Bool { self == .json || self == .sarif || self == .junit }
 }
 
 /// Options every command that replays shares.
@@ -33,7 +39,10 @@ struct Check: ParsableCommand {
         abstract: "Replay trace files over every cut point and report what a power failure could lose.",
         discussion: """
             Each FILE is a text or binary trace (told apart by content); '-' reads standard input. \
-            Exit status: 0 no error finding, 1 (or --error-exitcode) error findings, 65 a trace is malformed.
+            With --baseline, findings whose fingerprint is in the baseline are known and do not fail the run; \
+            with --suppressions, findings a Valgrind-style block matches are left out. \
+            Exit status: 0 no (new, unsuppressed) error finding, 1 (or --error-exitcode) error findings, \
+            64 usage error, 65 a malformed trace, baseline or suppression file, 70 internal error.
             """
     )
 
@@ -42,10 +51,10 @@ struct Check: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(help: "Report format: text, json or brief.")
+    @Option(help: "Report format: text, json, brief, sarif (SARIF 2.1.0), junit (JUnit XML) or github (workflow annotations).")
     var format: ReportFormat = .text
 
-    @Flag(help: "Also show, per cut point, the at-risk bytes by state.")
+    @Flag(help: "Also show, per cut point, the at-risk bytes by state (text and json).")
     var cuts = false
 
     @Option(help: "Exit status when there are error findings.")
@@ -54,38 +63,101 @@ struct Check: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Write the report to this file (crash-safely) instead of standard output.")
     var output: String?
 
+    @Option(help: ArgumentHelp("Known findings: only findings whose fingerprint is not in FILE fail the run.", valueName: "file"))
+    var baseline: String?
+
+    @Option(help: ArgumentHelp("Write the fingerprints of the current (unsuppressed) findings to FILE, crash-safely.", valueName: "file"))
+    var writeBaseline: String?
+
+    @Option(help: ArgumentHelp("Leave out findings matched by the Valgrind-style blocks in FILE (repeatable).", valueName: "file"))
+    var suppressions: [String] = []
+
+    @Flag(help: "Print a suppression block for each reported finding on standard output, after the report.")
+    var genSuppressions = false
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one trace file ('-' reads standard input)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("'-' (standard input) can be named only once") }
+        if genSuppressions && format.isDocument && (output == nil || output == "-") {
+            throw ValidationError("--gen-suppressions prints to standard output, which --format \(format.rawValue) needs whole; write the report elsewhere with -o FILE")
+        }
     }
 
     func run() throws {
         try reporting {
-            var checked: [CheckedTrace] = []
-            for file in files {
-                let (result, reader) = try Replayer.replay(file: file, options: model.replayOptions(cuts: cuts))
-                checked.append(CheckedTrace(file: file, form: reader.form, header: reader.header,
-                                            stacks: reader.stacks, result: result))
+            do {
+                try check()
+            } catch let e as ConfigFileError {
+                throw Failure.badData(e.description)
             }
-            let summary = Summary(checked)
-            var text: String
-            switch format {
-            case .json:
-                text = JSONReport().render(checked)
-            case .brief:
-                text = checked.map { BriefReport().render($0) }.joined()
-            case .text:
-                text = ""
-                for t in checked {
-                    text += TextReport().render(t)
-                    if cuts { text += "\n" + CutsReport().render(t) }
-                }
-                text += "powercut: \(summary.line)\n"
-            }
-            try emit(text, to: output)
-            if summary.errors > 0 { throw ExitCode(errorExitcode) }
         }
     }
+
+    private func check() throws {
+        // The configuration first: a bad file fails before any work.
+        let suppressionList = try SuppressionList.load(suppressions)
+        let known = try baseline.map(Baseline.load)
+
+        var options = model.replayOptions(cuts: cuts)
+        options.keepOps = format == .junit
+        var checked: [CheckedTrace] = []
+        for file in files {
+            let (result, reader) = try Replayer.replay(file: file, options: options)
+            checked.append(CheckedTrace(file: file, form: reader.form, header: reader.header,
+                                        stacks: reader.stacks, result: result))
+        }
+        let frames = FrameResolver()
+        var triage = Triage(checked, suppressions: suppressionList, baseline: known, frames: frames)
+        if format == .sarif || format == .github { triage.locateEvents() }
+        let shown = triage.reportedTraces
+        let summary = Summary(shown)
+        let note = triage.countsNote(baseline: baseline != nil, suppressions: !suppressions.isEmpty)
+        var text: String
+        switch format {
+        case .json:
+            text = JSONReport().render(shown)
+        case .brief:
+            text = shown.map { BriefReport().render($0) }.joined()
+        case .sarif:
+            text = SARIFReport(toolVersion: PowercutVersion.string).render(triage)
+        case .junit:
+            text = JUnitReport(symbolizer: frames).render(triage)
+        case .github:
+            text = GitHubReport().render(triage) + "powercut: \(summary.line)\(note)\n"
+        case .text:
+            text = ""
+            for t in shown {
+                text += TextReport(symbolizer: frames).render(t)
+                if cuts { text += "\n" + CutsReport().render(t) }
+            }
+            text += "powercut: \(summary.line)\(note)\n"
+            for (s, n) in triage.usedSuppressions {
+                text += "powercut: suppressed \(n) finding\(n == 1 ? "" : "s") with \(s.label)\n"
+            }
+        }
+        // The baseline before the report: if it cannot be written, nothing claims success.
+        if let writeBaseline {
+            try writeOutput(triage.baselineText, to: writeBaseline)
+        }
+        var blocks = ""
+        if genSuppressions {
+            blocks = SuppressionList.generate(triage.reportedFindings, frames: frames)
+        }
+        if let output, output != "-" {
+            try writeOutput(text, to: output)
+            if !blocks.isEmpty { writeAll(1, blocks) }
+        } else {
+            try emit(text + (blocks.isEmpty ? "" : (format == .text ? "\n" : "") + blocks), to: nil)
+        }
+        if triage.reportedErrors > 0 { throw ExitCode(errorExitcode) }
+    }
+}
+
+/// Writes a report or baseline crash-safely. OutputFile writes a temporary file and
+/// renames it into place; a symbolic link is followed (its target replaced) and a
+/// device or FIFO (`/dev/null`, `/dev/stdout`) is written in place.
+func writeOutput(_ text: String, to path: String) throws {
+    try OutputFile.write(text, to: path)
 }
 
 struct Convert: ParsableCommand {

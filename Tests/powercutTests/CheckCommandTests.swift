@@ -117,3 +117,18 @@ import Testing
         #expect(fromBinary.stdout == fromText.stdout && fromBinary.status == 1)
     }
 }
+
+@Suite struct OutputFileTests {
+    @Test func devicesAndSymlinksAreWrittenThroughNotReplaced() throws {
+        let run = try powercut(["check", "--format", "json", "-o", "/dev/null", "Traces/adr-example-clean.pct"])
+        #expect(run.status == 0)
+        var st = stat()
+        #expect(lstat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR, "/dev/null must stay a device")
+        let s = Scratch()
+        let target = s.path("real.json"), link = s.path("link.json")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        #expect(try powercut(["check", "--format", "json", "-o", link, "Traces/adr-example-clean.pct"]).status == 0)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == target, "the link stays a link")
+        #expect(try String(contentsOfFile: target, encoding: .utf8).contains("\"traces\""))
+    }
+}

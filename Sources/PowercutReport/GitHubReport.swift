@@ -1,0 +1,80 @@
+import PowercutModel
+import PowercutTrace
+
+/// `--format github`: GitHub Actions workflow commands, one per reported finding, which
+/// the runner turns into annotations on the run and, where the file is in the diff, on
+/// the pull request:
+///
+///     ::error file=Traces/t.pct,line=9,title=powercut dirty-at-return::op 1 (memcpy_flushcache) returned at #5 …%0A   0x10048-0x10049 …
+///
+/// The annotation sits at the source line of the innermost frame of the finding's
+/// origin stack when a `FrameSourceLookup` knows it; otherwise at the trace file, on the
+/// line of the store that left the bytes (or of the deciding event) in a text trace.
+/// Errors are `::error`, warnings `::warning`, notes `::notice`. The message is the
+/// finding's Valgrind-style report; a summary line closes the output. Findings a
+/// baseline or suppression leaves out get no annotation.
+public struct GitHubReport {
+    public init() {}
+
+    public func render(_ triage: Triage) -> String {
+        var out = ""
+        let text = TextReport(symbolizer: triage.frames)
+        for (i, t) in triage.traces.enumerated() {
+            for (k, f) in t.result.findings.enumerated() where triage.entries[i][k].status == .reported {
+                var props: [(String, String)] = []
+                let inner = triage.frames.frames(f.originStack, in: t).first
+                if let file = inner?.source?.file {
+                    props.append(("file", file))
+                    if let line = inner?.source?.line { props.append(("line", String(line))) }
+                } else if t.file != "-" {
+                    props.append(("file", t.file))
+                    if let line = f.originEvent.flatMap({ triage.eventLines[i][$0] }) { props.append(("line", String(line))) }
+                }
+                props.append(("title", "powercut \(f.rule.rawValue)"))
+                let body = text.render(f, in: t)
+                // Drop "severity: rule: ", which the annotation's level and title say.
+                let prefix = "\(f.severity): \(f.rule.rawValue): "
+                let message = body.hasPrefix(prefix) ? String(body.dropFirst(prefix.count)) : body
+                out += "::\(Self.command(f.severity)) "
+                out += props.map { "\($0.0)=\(Self.escapeProperty($0.1))" }.joined(separator: ",")
+                out += "::" + Self.escapeData(message.hasSuffix("\n") ? String(message.dropLast()) : message) + "\n"
+            }
+        }
+        return out
+    }
+
+    static func command(_ s: Severity) -> String {
+        switch s {
+        case .error: "error"
+        case .warning: "warning"
+        case .note: "notice"
+        }
+    }
+
+    /// The message of a workflow command: `%`, CR and LF encoded.
+    public static func escapeData(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "%": out += "%25"
+            case "\r": out += "%0D"
+            case "\n": out += "%0A"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
+    /// A property value of a workflow command: as data, and `:` and `,` too.
+    public static func escapeProperty(_ s: String) -> String {
+        var out = ""
+        for u in escapeData(s).unicodeScalars {
+            switch u {
+            case ":": out += "%3A"
+            case ",": out += "%2C"
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,190 @@
+import PowercutModel
+import PowercutTrace
+
+/// One JUnit test case: an op of a checked trace, or a case of a sweep.
+public struct JUnitCase: Sendable, Equatable {
+    public var classname: String
+    public var name: String
+    /// nil: the case passed.
+    public var failure: Failure?
+    /// Text for `<system-out>` (warnings and notes of a passing case), "" for none.
+    public var output: String
+
+    public struct Failure: Sendable, Equatable {
+        /// The rule ID of the first error finding.
+        public var type: String
+        /// Its headline (and how many more findings there are).
+        public var message: String
+        /// The Valgrind-style report of the case's findings.
+        public var text: String
+
+        public init(type: String, message: String, text: String) {
+            self.type = type
+            self.message = message
+            self.text = text
+        }
+    }
+
+    public init(classname: String, name: String, failure: Failure? = nil, output: String = "") {
+        self.classname = classname
+        self.name = name
+        self.failure = failure
+        self.output = output
+    }
+}
+
+/// One `<testsuite>`: a trace, or a routine of a sweep.
+public struct JUnitSuite: Sendable, Equatable {
+    public var name: String
+    public var properties: [(name: String, value: String)]
+    public var cases: [JUnitCase]
+
+    public init(name: String, properties: [(name: String, value: String)] = [], cases: [JUnitCase]) {
+        self.name = name
+        self.properties = properties
+        self.cases = cases
+    }
+
+    public static func == (a: JUnitSuite, b: JUnitSuite) -> Bool {
+        a.name == b.name && a.cases == b.cases && a.properties.map { [$0.name, $0.value] } == b.properties.map { [$0.name, $0.value] }
+    }
+}
+
+/// `--format junit`: JUnit XML for CI test reports (GitLab `artifacts:reports:junit`,
+/// Jenkins, GitHub test-report actions).
+///
+///     <testsuites name="powercut" tests="2" failures="1" errors="0" skipped="0">
+///       <testsuite name="TRACE" tests="…" failures="…" errors="0" skipped="0">
+///         <properties><property name="domain" value="adr"/>…</properties>
+///         <testcase classname="TRACE" name="op 1 (memcpy_flushcache)">
+///           <failure type="dirty-at-return" message="HEADLINE">VALGRIND-STYLE REPORT</failure>
+///         </testcase>
+///
+/// One test case per op of a trace (findings outside every op, such as `durable`
+/// assertions, go to a case named "outside ops", present when there are such findings
+/// or no op at all). A case fails when it has a reported error finding; the failure's
+/// type is the rule ID of the first one, its message that finding's headline, its text
+/// the Valgrind-style report of all the case's findings. Warnings and notes of a
+/// passing case go to `<system-out>`. Findings a baseline or suppression leaves out are
+/// not shown (the suite's properties count them). No timestamps or durations: the same
+/// trace gives the same bytes.
+public struct JUnitReport {
+    public var symbolizer: Symbolizer
+
+    public init(symbolizer: Symbolizer = ModuleOffsetSymbolizer()) { self.symbolizer = symbolizer }
+
+    /// The suites of checked traces. The traces must have been replayed with
+    /// `ReplayOptions.keepOps` so that passing ops have test cases too.
+    public func suites(_ triage: Triage) -> [JUnitSuite] {
+        let text = TextReport(symbolizer: symbolizer)
+        return zip(triage.traces, triage.entries).map { t, es in
+            var shown: [Finding] = []
+            var known = 0, suppressed = 0
+            for (f, e) in zip(t.result.findings, es) {
+                switch e.status {
+                case .reported: shown.append(f)
+                case .known: known += 1
+                case .suppressed: suppressed += 1
+                }
+            }
+            var ops = t.result.ops
+            // Ops a finding names but the result does not keep (replayed without keepOps).
+            for f in shown {
+                if let op = f.op, !ops.contains(where: { $0.id == op.id }) { ops.append(op) }
+            }
+            ops.sort { $0.begin < $1.begin }
+            var cases: [JUnitCase] = ops.map { op in
+                testCase(t, name: text.opLabel(op), findings: shown.filter { $0.op?.id == op.id }, text: text)
+            }
+            let outside = shown.filter { $0.op == nil }
+            if !outside.isEmpty || ops.isEmpty {
+                cases.append(testCase(t, name: "outside ops", findings: outside, text: text))
+            }
+            let r = t.result
+            return JUnitSuite(name: t.file, properties: [
+                ("form", t.form.rawValue), ("domain", r.domain.description), ("lineSize", String(r.lineSize)),
+                ("events", String(r.events)), ("ops", String(r.opCount)),
+                ("known", String(known)), ("suppressed", String(suppressed)),
+            ], cases: cases)
+        }
+    }
+
+    private func testCase(_ t: CheckedTrace, name: String, findings: [Finding], text: TextReport) -> JUnitCase {
+        let body = findings.map { text.render($0, in: t) }.joined(separator: "\n")
+        guard let first = findings.first(where: { $0.severity == .error }) else {
+            return JUnitCase(classname: t.file, name: name, output: body)
+        }
+        let more = findings.count - 1
+        let message = text.headline(first) + (more > 0 ? " (and \(more) more finding\(more == 1 ? "" : "s"))" : "")
+        return JUnitCase(classname: t.file, name: name,
+                         failure: .init(type: first.rule.rawValue, message: message, text: body))
+    }
+
+    public func render(_ triage: Triage) -> String { render(suites: suites(triage)) }
+
+    /// Any suites (a sweep builds its own) as one document.
+    public func render(suites: [JUnitSuite], name: String = "powercut") -> String {
+        let tests = suites.reduce(0) { $0 + $1.cases.count }
+        let failures = suites.reduce(0) { $0 + $1.cases.count { $0.failure != nil } }
+        var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        out += "<testsuites name=\"\(xmlEscape(name))\" tests=\"\(tests)\" failures=\"\(failures)\" errors=\"0\" skipped=\"0\">\n"
+        for s in suites {
+            let f = s.cases.count { $0.failure != nil }
+            out += "  <testsuite name=\"\(xmlEscape(s.name))\" tests=\"\(s.cases.count)\" failures=\"\(f)\" errors=\"0\" skipped=\"0\">\n"
+            if !s.properties.isEmpty {
+                out += "    <properties>\n"
+                for p in s.properties {
+                    out += "      <property name=\"\(xmlEscape(p.name))\" value=\"\(xmlEscape(p.value))\"/>\n"
+                }
+                out += "    </properties>\n"
+            }
+            for c in s.cases {
+                out += "    <testcase classname=\"\(xmlEscape(c.classname))\" name=\"\(xmlEscape(c.name))\""
+                if c.failure == nil && c.output.isEmpty {
+                    out += "/>\n"
+                    continue
+                }
+                out += ">\n"
+                if let failure = c.failure {
+                    out += "      <failure type=\"\(xmlEscape(failure.type))\" message=\"\(xmlEscape(failure.message))\">"
+                    out += xmlEscape(failure.text, attribute: false) + "</failure>\n"
+                }
+                if !c.output.isEmpty {
+                    out += "      <system-out>" + xmlEscape(c.output, attribute: false) + "</system-out>\n"
+                }
+                out += "    </testcase>\n"
+            }
+            out += "  </testsuite>\n"
+        }
+        out += "</testsuites>\n"
+        return out
+    }
+}
+
+/// Escapes text for XML 1.0: `& < >` everywhere, quotes and line breaks in attribute
+/// values (as character references, so they survive attribute normalization), and
+/// characters XML 1.0 cannot carry at all (other control characters, U+FFFE, U+FFFF)
+/// as a visible `\u{…}`.
+public func xmlEscape(_ s: String, attribute: Bool = true) -> String {
+    var out = ""
+    for u in s.unicodeScalars {
+        switch u {
+        case "&": out += "&amp;"
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "\"" where attribute: out += "&quot;"
+        case "'" where attribute: out += "&apos;"
+        case "\n" where attribute: out += "&#10;"
+        case "\r": out += "&#13;"
+        case "\t" where attribute: out += "&#9;"
+        case "\n", "\t": out.unicodeScalars.append(u)
+        default:
+            if u.value < 0x20 || u.value == 0xFFFE || u.value == 0xFFFF {
+                out += "\\u{\(String(u.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    return out
+}
