@@ -30,7 +30,9 @@ public struct Heatmap {
     public func svg(_ results: [RoutineResult]) -> String {
         let sizes = grid.sizes, offsets = grid.dstOffsets
         // Rows: one per size; a gap where the sizes jump.
-        let cellHeight = max(2, min(Self.maxCellHeight, 900 / max(1, sizes.count)))
+        let columns = min(3, max(1, results.count))
+        let rows = (results.count + columns - 1) / columns
+        let cellHeight = max(2, min(Self.maxCellHeight, (rows == 1 ? 900 : 540) / max(1, sizes.count)))
         let labelEvery: UInt64 = sizes.count <= 40 ? 1 : (sizes.count <= 140 ? 16 : 64)
         var rowY: [UInt64: Int] = [:]
         var y = 0
@@ -43,9 +45,9 @@ public struct Heatmap {
         }
         let panelHeight = y
         let panelWidth = offsets.count * Self.cellWidth
-        let left = 56, top = 70, gap = 40
-        let width = left + results.count * (panelWidth + gap) + 10
-        let height = top + panelHeight + 70
+        let left = 56, gap = 40, titleHeight = 70, rowGap = 60
+        let width = left + columns * (panelWidth + gap) + 10
+        let height = titleHeight + rows * (panelHeight + rowGap) + 30
         var s = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
             <rect width="100%" height="100%" fill="white"/>
@@ -54,7 +56,8 @@ public struct Heatmap {
 
             """
         for (p, r) in results.enumerated() {
-            let x0 = left + p * (panelWidth + gap)
+            let x0 = left + (p % columns) * (panelWidth + gap)
+            let top = titleHeight + (p / columns) * (panelHeight + rowGap)
             var byCase: [SweepCase: CaseResult] = [:]
             for c in r.cases where c.srcOffset == grid.srcOffsets.first { byCase[c.sweepCase] = c }
             let title = r.isClean ? "\(r.routine): clean" : "\(r.routine): \(r.failing.count) failing"
@@ -76,7 +79,7 @@ public struct Heatmap {
                 s += "<text x=\"\(x0 + i * Self.cellWidth + Self.cellWidth / 2)\" y=\"\(top + panelHeight + 12)\" font-size=\"9\" text-anchor=\"middle\" fill=\"#444\">\(d)</text>\n"
             }
             s += "<text x=\"\(x0 + panelWidth / 2)\" y=\"\(top + panelHeight + 26)\" font-size=\"10\" text-anchor=\"middle\" fill=\"#444\">dst offset (mod 64)</text>\n"
-            if p == 0 {
+            if p % columns == 0 {
                 for (n, yy) in segmentStarts {
                     s += "<text x=\"\(x0 - 4)\" y=\"\(top + yy + min(cellHeight, 10))\" font-size=\"9\" text-anchor=\"end\" fill=\"#444\">\(n)</text>\n"
                 }
@@ -89,7 +92,7 @@ public struct Heatmap {
         }
         // Legend.
         var lx = left
-        let ly = top + panelHeight + 40
+        let ly = titleHeight + rows * (panelHeight + rowGap) - 14
         for entry in Self.palette + [(0, "#000000", "crashed"), (0, "#6b6b6b", "not recordable")] {
             s += "<rect x=\"\(lx)\" y=\"\(ly)\" width=\"12\" height=\"12\" fill=\"\(entry.colour)\" stroke=\"#999\"/>"
             s += "<text x=\"\(lx + 16)\" y=\"\(ly + 10)\" font-size=\"11\">\(entry.label)</text>\n"

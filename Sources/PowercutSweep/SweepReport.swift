@@ -42,12 +42,12 @@ public struct SweepReport {
             }
             for p in r.patterns {
                 out += "   pattern (\(p.cases) case\(p.cases == 1 ? "" : "s")): \(p.signature)\n"
-                let shown = p.rows.prefix(24)
+                let shown = p.rows.prefix(8)
                 for row in shown {
                     let dst = row.dst.count == 1 ? "dst+\(row.dst[0])" : "dst+\(row.dst.first!)-\(row.dst.last!)"
                     out += "      \(dst.padding(12)) n=\(SweepGrid.format(row.sizes))\n"
                 }
-                if p.rows.count > shown.count { out += "      … \(p.rows.count - shown.count) more rows\n" }
+                if p.rows.count > shown.count { out += "      … \(p.rows.count - shown.count) more rows (--format json lists them all)\n" }
             }
             if let first = r.failing.first {
                 out += "   first failing case: \(first.sweepCase.label)\n"

@@ -15,14 +15,22 @@ struct CorpusCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { expectedFile }
 
     static func all() -> [CorpusCase] {
-        let dir = packageRoot.appendingPathComponent("Traces")
+        // Traces/ and its subdirectories (Traces/subjects holds recorded traces).
+        let root = packageRoot.appendingPathComponent("Traces")
+        let dirs = [""] + ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter {
+            var isDir: ObjCBool = false
+            return FileManager.default.fileExists(atPath: root.appendingPathComponent($0).path, isDirectory: &isDir) && isDir.boolValue
+        }.sorted()
+        return dirs.flatMap { sub -> [CorpusCase] in
+        let dir = sub.isEmpty ? root : root.appendingPathComponent(sub)
+        let prefix = sub.isEmpty ? "" : sub + "/"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         return names.filter { $0.hasSuffix(".expected") }.sorted().map { name in
             let base = String(name.dropLast(".expected".count))
             let traceBase = base.split(separator: "+").first.map(String.init) ?? base
             let trace = names.contains(traceBase + ".pct") ? traceBase + ".pct" : traceBase + ".pctb"
             let text = (try? String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)) ?? ""
-            var c = CorpusCase(expectedFile: name, trace: "Traces/" + trace, arguments: [], exitStatus: -1, output: "")
+            var c = CorpusCase(expectedFile: prefix + name, trace: "Traces/" + prefix + trace, arguments: [], exitStatus: -1, output: "")
             for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
                 if line.hasPrefix("#") || line.isEmpty { continue }
                 if line.hasPrefix("args:") {
@@ -34,6 +42,7 @@ struct CorpusCase: CustomTestStringConvertible, Sendable {
                 }
             }
             return c
+        }
         }
     }
 }
