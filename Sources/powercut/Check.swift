@@ -106,7 +106,7 @@ struct Check: ParsableCommand {
             checked.append(CheckedTrace(file: file, form: reader.form, header: reader.header,
                                         stacks: reader.stacks, result: result))
         }
-        let frames = FrameResolver()
+        let frames = FrameResolver(lookup: DebugInfoSymbolizer())
         var triage = Triage(checked, suppressions: suppressionList, baseline: known, frames: frames)
         if format == .sarif || format == .github { triage.locateEvents() }
         let shown = triage.reportedTraces

@@ -1,0 +1,112 @@
+import ArgumentParser
+import PowercutModel
+import PowercutReport
+import PowercutTrace
+
+/// An address on the command line: hex with 0x, or decimal.
+struct AddressArgument: ExpressibleByArgument {
+    var value: UInt64
+
+    init?(argument: String) {
+        let s = argument.lowercased()
+        if s.hasPrefix("0x") {
+            guard let v = UInt64(s.dropFirst(2), radix: 16) else { return nil }
+            value = v
+        } else {
+            guard let v = UInt64(s) else { return nil }
+            value = v
+        }
+    }
+}
+
+/// Options of the commands that print stacks.
+struct SymbolOptions: ParsableArguments {
+    @Flag(name: .customLong("no-symbols"), help: "Print frames as module+offset, without reading any binary.")
+    var noSymbols = false
+
+    @Option(name: .customLong("binaries"), help: ArgumentHelp("Also look for the trace's modules, by file name, in DIR (repeatable).", valueName: "DIR"))
+    var binaries: [String] = []
+
+    func symbolizer() -> Symbolizer {
+        if noSymbols { return ModuleOffsetSymbolizer() }
+        return DebugInfoSymbolizer(options: .init(searchDirectories: binaries))
+    }
+
+    /// Notes about modules that could not be symbolized, on standard error.
+    func finish(_ s: Symbolizer) {
+        guard let d = s as? DebugInfoSymbolizer else { return }
+        for n in d.notes { printError("note: " + n) }
+        d.close()
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tell the story of chosen bytes across the cut points, and the fix.",
+        discussion: """
+            For the chosen bytes (default: those of the first error finding): every event that \
+            touched their cache lines, with its stack and the states after it, up to the cut point \
+            where durability was promised; what was still at risk there; and the exact fix. \
+            --svg and --html also draw the timeline: cut points left to right, a row per cache line \
+            and per run of chosen bytes, coloured by state.
+            """
+    )
+
+    @Argument(help: "The trace (text or binary; '-' for standard input).")
+    var file: String
+
+    @Option(help: ArgumentHelp("The Nth finding, numbered as `powercut check` lists them.", valueName: "N"))
+    var finding: Int?
+
+    @Option(help: ArgumentHelp("One byte of pmem (0x… or decimal).", valueName: "ADDR"))
+    var byte: AddressArgument?
+
+    @Option(help: ArgumentHelp("The destination of op ID.", valueName: "ID"))
+    var op: UInt64?
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var symbols: SymbolOptions
+
+    @Option(help: ArgumentHelp("Write the timeline picture to FILE (SVG).", valueName: "FILE"))
+    var svg: String?
+
+    @Option(help: ArgumentHelp("Write the picture, the story and a table to FILE (HTML).", valueName: "FILE"))
+    var html: String?
+
+    @Option(help: "Tell at most N relevant events, the first and last halves (0: all).")
+    var limit: Int = 200
+
+    func validate() throws {
+        if [finding != nil, byte != nil, op != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("choose one of --finding, --byte and --op")
+        }
+        if let finding, finding < 1 { throw ValidationError("--finding counts from 1, as `powercut check` lists findings") }
+        if limit < 0 { throw ValidationError("--limit must be 0 (all) or more") }
+    }
+
+    func run() throws {
+        try reporting {
+            let trace = try Trace(contentsOf: file)
+            let selector: ExplainSelector =
+                if let finding { .finding(finding) }
+                else if let byte { .byte(byte.value) }
+                else if let op { .op(op) }
+                else { .firstError }
+            let explanation: Explanation
+            do {
+                explanation = try Explainer(options: model.replayOptions(), limit: limit)
+                    .explain(trace, file: file, selector: selector)
+            } catch let e as ExplainError {
+                throw Failure.usage(e.description)
+            }
+            let symbolizer = symbols.symbolizer()
+            defer { symbols.finish(symbolizer) }
+            let text = ExplainTextReport(symbolizer: symbolizer).render(explanation)
+            if let svg { try OutputFile.write(TimelinePicture(explanation).svg(), to: svg) }
+            if let html {
+                try OutputFile.write(TimelinePicture(explanation).html(story: text, symbolizer: symbolizer), to: html)
+            }
+            writeAll(1, text)
+        }
+    }
+}
