@@ -167,19 +167,19 @@ public struct TimelinePicture {
             let base = headerTop + headerHeight - 6
             if let s = c.step {
                 let e = s.event
-                w.raw("<g><title>\(timelineEscape("#\(e.seq) \(s.record)" + (s.notes.isEmpty ? "" : "\n" + s.notes.joined(separator: "\n"))))</title>")
+                w.raw("<g><title>\(xmlEscape("#\(e.seq) \(s.record)" + (s.notes.isEmpty ? "" : "\n" + s.notes.joined(separator: "\n"))))</title>")
                 w.text(cx, base, "#\(e.seq)", size: 12, weight: s.isPromise ? "bold" : "normal", fill: s.isPromise ? "#b71c1c" : "#1b1b1b", anchor: "middle")
                 // The event's colour as a small mark, then the slanted words.
                 w.raw("<rect x=\"\(f(cx - 9))\" y=\"\(f(base - 24))\" width=\"18\" height=\"6\" rx=\"2\" fill=\"\(Self.markColour(e.kind))\"/>")
                 let tx = cx + 3, ty = base - 30
-                w.raw("<text x=\"\(f(tx))\" y=\"\(f(ty))\" font-family=\"monospace\" font-size=\"11\" fill=\"#222222\" transform=\"rotate(-50 \(f(tx)) \(f(ty)))\">\(timelineEscape(Self.label(e)))</text>")
+                w.raw("<text x=\"\(f(tx))\" y=\"\(f(ty))\" font-family=\"monospace\" font-size=\"11\" fill=\"#222222\" transform=\"rotate(-50 \(f(tx)) \(f(ty)))\">\(xmlEscape(Self.label(e)))</text>")
                 w.raw("</g>")
             } else if let g = c.gap {
                 let what = g.elided ? "\(g.count) events left out" : "\(g.count) event\(g.count == 1 ? "" : "s") elsewhere"
-                w.raw("<g><title>\(timelineEscape("#\(g.first)-#\(g.last): \(what)"))</title>")
+                w.raw("<g><title>\(xmlEscape("#\(g.first)-#\(g.last): \(what)"))</title>")
                 w.text(cx, base, "⋯", size: 14, fill: "#777777", anchor: "middle")
                 let tx = cx + 3, ty = base - 30
-                w.raw("<text x=\"\(f(tx))\" y=\"\(f(ty))\" font-family=\"sans-serif\" font-size=\"11\" fill=\"#888888\" font-style=\"italic\" transform=\"rotate(-50 \(f(tx)) \(f(ty)))\">\(timelineEscape(g.elided ? "\(g.count) left out" : "\(g.count) elsewhere"))</text>")
+                w.raw("<text x=\"\(f(tx))\" y=\"\(f(ty))\" font-family=\"sans-serif\" font-size=\"11\" fill=\"#888888\" font-style=\"italic\" transform=\"rotate(-50 \(f(tx)) \(f(ty)))\">\(xmlEscape(g.elided ? "\(g.count) left out" : "\(g.count) elsewhere"))</text>")
                 w.raw("</g>")
             }
         }
@@ -187,7 +187,7 @@ public struct TimelinePicture {
         // Ops as brackets between the header and the grid.
         for o in ops {
             let top = headerTop + headerHeight + 4
-            w.raw("<g><title>\(timelineEscape(o.title))</title>")
+            w.raw("<g><title>\(xmlEscape(o.title))</title>")
             w.raw("<path d=\"M\(f(o.x0 + 2)) \(f(top + 12)) V\(f(top + 4)) H\(f(o.x1 - 2)) V\(f(top + 12))\" fill=\"none\" stroke=\"#777777\" stroke-width=\"1.5\"/>")
             let text = o.label
             let room = o.x1 - o.x0 - 8
@@ -212,7 +212,7 @@ public struct TimelinePicture {
                 let gap = c.step == nil
                 let stroke = s == .untouched ? "#cccccc" : "#ffffff"
                 let when = c.step.map { "after #\($0.event.seq) (cut \($0.event.seq + 1))" } ?? "across #\(c.gap!.first)-#\(c.gap!.last)"
-                w.raw("<rect x=\"\(f(c.x + 1))\" y=\"\(f(top))\" width=\"\(f(c.width - 2))\" height=\"\(f(h))\" rx=\"2\" fill=\"\(Self.colour(s))\" fill-opacity=\"\(gap ? "0.55" : "1")\" stroke=\"\(stroke)\"><title>\(timelineEscape("\(r.label) \(when): \(s.name)"))</title></rect>")
+                w.raw("<rect x=\"\(f(c.x + 1))\" y=\"\(f(top))\" width=\"\(f(c.width - 2))\" height=\"\(f(h))\" rx=\"2\" fill=\"\(Self.colour(s))\" fill-opacity=\"\(gap ? "0.55" : "1")\" stroke=\"\(stroke)\"><title>\(xmlEscape("\(r.label) \(when): \(s.name)"))</title></rect>")
                 // The state's name where it begins, so the picture reads without colour.
                 if !gap, s != previous, s != .untouched {
                     let name = s == .outside ? "—" : s.name
@@ -230,7 +230,7 @@ public struct TimelinePicture {
                         w.raw("<rect x=\"\(f(c.x + 1))\" y=\"\(f(top + h - 7))\" width=\"\(f(c.width - 2))\" height=\"7\" fill=\"#ffffff\"/>")
                         for st in written {
                             let sw = full * Double(c.mix[ri][st.rawValue]) / Double(total)
-                            w.raw("<rect x=\"\(f(sx))\" y=\"\(f(top + h - 6))\" width=\"\(f(sw))\" height=\"5\" fill=\"\(Self.colour(st))\"><title>\(timelineEscape("\(c.mix[ri][st.rawValue]) \(st.name)"))</title></rect>")
+                            w.raw("<rect x=\"\(f(sx))\" y=\"\(f(top + h - 6))\" width=\"\(f(sw))\" height=\"5\" fill=\"\(Self.colour(st))\"><title>\(xmlEscape("\(c.mix[ri][st.rawValue]) \(st.name)"))</title></rect>")
                             sx += sw
                         }
                     }
@@ -373,7 +373,7 @@ public struct TimelinePicture {
             <html lang="en">
             <head>
             <meta charset="utf-8">
-            <title>powercut explain: \(timelineEscape(ex.file))</title>
+            <title>powercut explain: \(xmlEscape(ex.file))</title>
             <style>
             body { font-family: system-ui, sans-serif; margin: 24px; color: #1b1b1b; max-width: 1400px; }
             h1 { font-size: 18px; } h2 { font-size: 15px; margin-top: 28px; }
@@ -390,14 +390,14 @@ public struct TimelinePicture {
             out += "td.\(Self.cssClass(s)) { background: \(Self.colour(s)); color: \(Self.textColour(s)); }\n"
         }
         out += "</style>\n</head>\n<body>\n"
-        out += "<h1>\(timelineEscape(ex.title))</h1>\n"
-        out += "<p>\(timelineEscape(ex.file)) · domain \(ex.domain) · \(ex.lineSize)-byte lines"
-        if let p = ex.promise { out += " · durability promised at \(timelineEscape(p.place)) (cut \(p.cut))" }
+        out += "<h1>\(xmlEscape(ex.title))</h1>\n"
+        out += "<p>\(xmlEscape(ex.file)) · domain \(ex.domain) · \(ex.lineSize)-byte lines"
+        if let p = ex.promise { out += " · durability promised at \(xmlEscape(p.place)) (cut \(p.cut))" }
         out += "</p>\n"
         out += "<div class=\"picture\">\n" + svg() + "</div>\n"
-        out += "<h2>The story</h2>\n<pre>\(timelineEscape(story))</pre>\n"
+        out += "<h2>The story</h2>\n<pre>\(xmlEscape(story))</pre>\n"
         out += "<h2>Event by event</h2>\n<table>\n<tr><th>#</th><th>cut</th><th>event</th><th>where</th>"
-        for r in ex.rows { out += "<th>\(timelineEscape(r.label))</th>" }
+        for r in ex.rows { out += "<th>\(xmlEscape(r.label))</th>" }
         out += "</tr>\n"
         for item in ex.items {
             switch item {
@@ -409,8 +409,8 @@ public struct TimelinePicture {
                 let frames = ex.stacks[s.event.stack] ?? []
                 let whereText = frames.first.map { "0x\(hex($0)): " + symbolizer.frameDescriptions($0, index: 0, modules: ex.modules).first! } ?? ""
                 out += "<tr\(s.isPromise ? " class=\"promise\"" : "")><td>#\(s.event.seq)</td><td>\(s.event.seq + 1)</td>"
-                out += "<td>\(timelineEscape(s.record))\(s.notes.isEmpty ? "" : "<br><i>" + timelineEscape(s.notes.joined(separator: "; ")) + "</i>")</td>"
-                out += "<td>\(timelineEscape(whereText))</td>"
+                out += "<td>\(xmlEscape(s.record))\(s.notes.isEmpty ? "" : "<br><i>" + xmlEscape(s.notes.joined(separator: "; ")) + "</i>")</td>"
+                out += "<td>\(xmlEscape(whereText))</td>"
                 for (ri, st) in s.rows.enumerated() {
                     let lost = s.isPromise && ex.rows[ri].lost ? " lost" : ""
                     out += "<td class=\"\(Self.cssClass(st))\(lost)\">\(st == .untouched ? "" : st.name)</td>"
@@ -436,22 +436,6 @@ private func f(_ v: Double) -> String {
     return r == r.rounded() ? String(Int(r)) : String(r)
 }
 
-/// Text for XML content and attributes.
-private func timelineEscape(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.utf8.count)
-    for ch in s {
-        switch ch {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        default: out.append(ch)
-        }
-    }
-    return out
-}
-
 /// Accumulates SVG elements.
 private struct SVGWriter {
     var output = ""
@@ -471,6 +455,6 @@ private struct SVGWriter {
         if weight != "normal" { attrs += " font-weight=\"\(weight)\"" }
         if fill != "#1b1b1b" { attrs += " fill=\"\(fill)\"" }
         if anchor != "start" { attrs += " text-anchor=\"\(anchor)\"" }
-        output += "<text \(attrs)>\(timelineEscape(s))</text>\n"
+        output += "<text \(attrs)>\(xmlEscape(s))</text>\n"
     }
 }

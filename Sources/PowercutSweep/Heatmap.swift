@@ -1,3 +1,5 @@
+import PowercutReport
+
 /// The sweep as a picture: one panel per routine, destination offset across, size down,
 /// each cell coloured by the bytes a power failure could lose in that case.
 public struct Heatmap {
@@ -61,7 +63,7 @@ public struct Heatmap {
             var byCase: [SweepCase: CaseResult] = [:]
             for c in r.cases where c.srcOffset == grid.srcOffsets.first { byCase[c.sweepCase] = c }
             let title = r.isClean ? "\(r.routine): clean" : "\(r.routine): \(r.failing.count) failing"
-            s += "<text x=\"\(x0)\" y=\"\(top - 12)\" font-size=\"12\" font-weight=\"bold\" fill=\"\(r.isClean ? "#2d6a2d" : "#b30000")\">\(escape(title))</text>\n"
+            s += "<text x=\"\(x0)\" y=\"\(top - 12)\" font-size=\"12\" font-weight=\"bold\" fill=\"\(r.isClean ? "#2d6a2d" : "#b30000")\">\(xmlEscape(title))</text>\n"
             s += "<g shape-rendering=\"crispEdges\">\n"
             for n in sizes {
                 for (i, d) in offsets.enumerated() {
@@ -69,7 +71,7 @@ public struct Heatmap {
                     let fill = colour(c)
                     var tip = "dst+\(d) n=\(n)"
                     if let c { tip += c.status == .clean ? ": durable" : ": \(c.bytesAtRisk) bytes at risk" + (c.message.map { " (\($0))" } ?? "") }
-                    s += "<rect x=\"\(x0 + i * Self.cellWidth)\" y=\"\(top + rowY[n]!)\" width=\"\(Self.cellWidth)\" height=\"\(cellHeight)\" fill=\"\(fill)\"><title>\(escape(tip))</title></rect>"
+                    s += "<rect x=\"\(x0 + i * Self.cellWidth)\" y=\"\(top + rowY[n]!)\" width=\"\(Self.cellWidth)\" height=\"\(cellHeight)\" fill=\"\(fill)\"><title>\(xmlEscape(tip))</title></rect>"
                 }
                 s += "\n"
             }
@@ -100,19 +102,5 @@ public struct Heatmap {
         }
         s += "</svg>\n"
         return s
-    }
-
-    private func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(c)
-            }
-        }
-        return out
     }
 }
