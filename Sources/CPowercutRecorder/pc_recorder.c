@@ -302,6 +302,20 @@ static int find_ldso(struct dl_phdr_info *info, size_t size, void *arg) {
     return 1;
 }
 
+/* Empties the stack intern table. Only the slots of the stacks interned since the last
+ * reset are cleared (the table is sized for millions of stacks; zeroing it whole on every
+ * reset cost more than the few dozen traps of a short recorded call). Each stack sits in
+ * exactly one slot, found by probing from its hash as intern() placed it. */
+static void clear_stack_table(void) {
+    size_t mask = STAB_SLOTS - 1;
+    for (size_t k = 0; k < S.nstk; k++) {
+        uint32_t id = (uint32_t)(k + 1);
+        size_t i = (size_t)S.stk[k].hash & mask;
+        for (size_t probes = 0; probes <= mask && S.stab[i] != id; probes++) i = (i + 1) & mask;
+        if (S.stab[i] == id) S.stab[i] = 0;
+    }
+}
+
 static void release(void *p, size_t used) {
     if (p && used) madvise(p, (used + 4095) & ~(size_t)4095, MADV_DONTNEED);
 }
@@ -353,9 +367,9 @@ int pc_init(void) {
     /* libunwind initialises itself on first use: do that here, not in the handler */
     S.nstk = 0;
     (void)pc__stack_here();
+    clear_stack_table();
     release(S.frames, S.nframes * sizeof(uint64_t));
     release(S.stk, S.nstk * sizeof(stack_rec));
-    if (S.nstk) memset(S.stab, 0, (size_t)STAB_SLOTS * sizeof(uint32_t));
     S.nstk = S.nframes = 0;
     S.inited = 1;
     return 0;
@@ -364,11 +378,11 @@ int pc_init(void) {
 void pc_reset(void) {
     if (S.mode != MODE_IDLE) return; /* not while recording */
     if (S.inited) {
+        clear_stack_table();
         release(S.ev, S.nev * sizeof(pc_event));
         release(S.data, S.ndata);
         release(S.frames, S.nframes * sizeof(uint64_t));
         release(S.stk, S.nstk * sizeof(stack_rec));
-        if (S.nstk) memset(S.stab, 0, (size_t)STAB_SLOTS * sizeof(uint32_t));
     }
     S.nev = S.ndata = S.pending = S.nframes = S.nstk = 0;
     memset(S.scache, 0, sizeof S.scache);
