@@ -69,27 +69,31 @@ public struct JSONReport {
         w.string("line", f.line.map { "0x" + hex($0) })
         w.string("message", TextReport().headline(f))
         w.beginArray("ranges")
-        for r in f.ranges {
-            w.beginObject()
-            w.string("start", "0x" + hex(r.start))
-            w.number("length", r.length)
-            w.string("position", r.position?.rawValue)
-            w.string("state", r.state.rawValue)
-            w.number("event", r.event)
-            w.bool("nonTemporal", r.nonTemporal)
-            w.number("via", r.via)
-            w.string("missing", r.missing.rawValue)
-            w.string("fix", r.missingText)
-            stack(t.frames(r.stack), into: &w)
-            w.endObject()
-        }
+        for r in f.ranges { Self.write(r, stack: t.frames(r.stack), into: &w) }
         w.endArray()
         w.number("omittedRanges", f.omittedRanges)
-        stack(t.frames(f.stack), into: &w)
+        Self.stack(t.frames(f.stack), into: &w)
         w.endObject()
     }
 
-    private func stack(_ frames: [UInt64], into w: inout JSONWriter) {
+    /// One byte range as a JSON object (shared with SARIF's result properties, which
+    /// carry the stack elsewhere and pass nil).
+    static func write(_ r: ByteRange, stack frames: [UInt64]?, into w: inout JSONWriter) {
+        w.beginObject()
+        w.string("start", "0x" + hex(r.start))
+        w.number("length", r.length)
+        w.string("position", r.position?.rawValue)
+        w.string("state", r.state.rawValue)
+        w.number("event", r.event)
+        w.bool("nonTemporal", r.nonTemporal)
+        w.number("via", r.via)
+        w.string("missing", r.missing.rawValue)
+        w.string("fix", r.missingText)
+        if let frames { stack(frames, into: &w) }
+        w.endObject()
+    }
+
+    private static func stack(_ frames: [UInt64], into w: inout JSONWriter) {
         w.raw("stack", "[" + frames.map { "\"0x\(hex($0))\"" }.joined(separator: ",") + "]")
     }
 }

@@ -281,19 +281,7 @@ public struct SARIFReport {
         w.string("line", f.line.map { "0x" + hex($0) })
         w.string("fingerprint", entry.fingerprint.key)
         w.beginArray("ranges")
-        for r in f.ranges {
-            w.beginObject()
-            w.string("start", "0x" + hex(r.start))
-            w.number("length", r.length)
-            w.string("position", r.position?.rawValue)
-            w.string("state", r.state.rawValue)
-            w.number("event", r.event)
-            w.bool("nonTemporal", r.nonTemporal)
-            w.number("via", r.via)
-            w.string("missing", r.missing.rawValue)
-            w.string("fix", r.missingText)
-            w.endObject()
-        }
+        for r in f.ranges { JSONReport.write(r, stack: nil, into: &w) }
         w.endArray()
         w.endObject()
         w.endObject()
