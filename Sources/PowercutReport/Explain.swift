@@ -770,7 +770,7 @@ private final class Walk {
                 if let (d, n) = opRanges[e.op], meetsLines(d, n) || e.op == ex.op?.id { relevant = true }
             case .durable:
                 if meetsLines(e.address, e.size) { relevant = true }
-            case .stackDefinition:
+            case .stackDefinition, .mark, .pmem, .pmemRelease:
                 break
             }
             let riskyBefore = risky

@@ -106,7 +106,7 @@ public struct TimelinePicture {
         case .sfence, .mfence, .fence: "#222222"
         case .wpqflush: colour(.queued)
         case .opBegin, .opEnd, .durable: "#777777"
-        case .stackDefinition: "#777777"
+        case .stackDefinition, .mark, .pmem, .pmemRelease: "#777777"
         }
     }
 

@@ -111,6 +111,8 @@ public final class BinaryTraceWriter: TraceSink {
                 out.append(BinaryFormat.Tag.meta)
                 string(k)
                 string(v)
+            case .initial:
+                break // TODO(trace): encode init records
             }
             try out.flushIfFull()
         }
@@ -148,6 +150,8 @@ public final class BinaryTraceWriter: TraceSink {
                 prev = e.address
             case .sfence, .mfence, .fence, .wpqflush, .stackDefinition:
                 break
+            case .mark, .pmem, .pmemRelease:
+                break // TODO(trace): encode the new records
             case .opBegin:
                 varint(e.op)
                 delta(e.address, from: prev)
@@ -394,6 +398,8 @@ final class BinaryTraceReader {
                 prev = e.address
             case .sfence, .mfence, .fence, .wpqflush, .stackDefinition:
                 break
+            case .mark, .pmem, .pmemRelease:
+                throw fail("unknown event code \(tag & 0x1F)") // TODO(trace): decode the new records
             case .opBegin:
                 e.op = try varint()
                 e.address = try address()

@@ -22,6 +22,15 @@ public enum EventKind: UInt8, Sendable, CaseIterable {
     /// Not an event: a `stack` record that appeared between events. It takes no
     /// sequence number; readers keep it in the stream so a conversion loses nothing.
     case stackDefinition = 12
+    /// `mark NAME`: a named point in the run (a user's marker, pmemcheck's EMIT_LOG).
+    /// `name` holds the interned name.
+    case mark = 13
+    /// `pmem BASE LEN [name=S] [volatile]` between events: a range tracked from here on.
+    /// `address`/`size` hold BASE/LEN, `name` the interned name, `Flags.isVolatile`.
+    case pmem = 14
+    /// `pmem-release BASE LEN`: the range declared with exactly this BASE and LEN stops
+    /// being tracked.
+    case pmemRelease = 15
 
     /// The record keyword in the text form.
     public var keyword: String {
@@ -38,6 +47,9 @@ public enum EventKind: UInt8, Sendable, CaseIterable {
         case .opBegin, .opEnd: "op"
         case .durable: "durable"
         case .stackDefinition: "stack"
+        case .mark: "mark"
+        case .pmem: "pmem"
+        case .pmemRelease: "pmem-release"
         }
     }
 
@@ -45,7 +57,9 @@ public enum EventKind: UInt8, Sendable, CaseIterable {
     public var isWriteBack: Bool { self == .clwb || self == .clflushopt || self == .clflush }
     public var isFence: Bool { self == .sfence || self == .mfence || self == .fence }
     /// Markers are numbered like events but change no byte.
-    public var isMarker: Bool { self == .opBegin || self == .opEnd || self == .durable }
+    public var isMarker: Bool {
+        self == .opBegin || self == .opEnd || self == .durable || self == .mark || self == .pmem || self == .pmemRelease
+    }
 }
 
 /// What a copy routine promises about its destination range (persistence-model.md).
@@ -117,16 +131,20 @@ public struct Event: Equatable, Sendable {
     public var op: UInt64
     /// opBegin: src, when `hasSource`.
     public var source: UInt64
-    /// opBegin: index + 1 into the reader's interned names (0: no name).
+    /// opBegin, mark, pmem: index + 1 into the reader's interned names (0: no name).
     public var name: UInt32
     /// store/ntstore with `hasData`: offset of the SIZE data bytes in the batch's data pool.
     public var dataOffset: UInt32
+    /// The thread that executed the event (`thread=N`; 0 when the trace names none).
+    public var thread: UInt32
 
     public struct Flags {
         public static let hasData: UInt8 = 1
         public static let hasSource: UInt8 = 2
         /// `contract=` was written out (kept so a conversion round trip is exact).
         public static let explicitContract: UInt8 = 4
+        /// pmem between events: the range is `volatile`.
+        public static let isVolatile: UInt8 = 8
     }
 
     public init(kind: EventKind, seq: UInt64 = 0, address: UInt64 = 0, size: UInt64 = 0, stack: UInt32 = 0) {
@@ -141,11 +159,13 @@ public struct Event: Equatable, Sendable {
         self.source = 0
         self.name = 0
         self.dataOffset = 0
+        self.thread = 0
     }
 
     public var hasData: Bool { flags & Flags.hasData != 0 }
     public var hasSource: Bool { flags & Flags.hasSource != 0 }
     public var hasExplicitContract: Bool { flags & Flags.explicitContract != 0 }
+    public var isVolatile: Bool { flags & Flags.isVolatile != 0 }
 }
 
 /// A declared range of persistent memory.
@@ -193,6 +213,8 @@ public enum HeaderRecord: Equatable, Sendable {
     case module(Module)
     case stack(id: UInt32, frames: [UInt64])
     case meta(key: String, value: String)
+    /// `init ADDR data=HEX`: the content of tracked memory before the first event.
+    case initial(address: UInt64, data: [UInt8])
 }
 
 /// Everything before the first event.

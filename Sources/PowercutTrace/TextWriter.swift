@@ -18,6 +18,8 @@ public enum TextFormat {
             return s
         case .stack(let id, let frames):
             return stackLine(id, frames)
+        case .initial(let address, _):
+            return "init 0x\(hex(address))" // TODO(trace): data=
         case .meta(let key, let value):
             return value.isEmpty ? "meta \(key)" : "meta \(key) \(value)"
         }
@@ -57,6 +59,8 @@ public enum TextFormat {
             s = "op \(e.op) end"
         case .durable:
             s = "durable 0x\(hex(e.address)) \(e.size)"
+        case .mark, .pmem, .pmemRelease:
+            s = e.kind.keyword // TODO(trace): write the new records
         case .stackDefinition:
             let id = UInt32(e.address)
             return stackLine(id, stacks[id] ?? [])
