@@ -94,8 +94,10 @@ public final class Replayer {
     /// flushcache ops that returned and wait for their drain point.
     private var awaitingDrain: [(op: OpInfo, sawHint: Bool)] = []
     private var cuts: [CutCounts] = []
+    /// Watches the replay (explain, crash images, per-cut series); nil on the fast path.
+    private var observer: ReplayObserver?
 
-    public init(header: TraceHeader, options: ReplayOptions = ReplayOptions()) {
+    public init(header: TraceHeader, options: ReplayOptions = ReplayOptions(), observer: ReplayObserver? = nil) {
         self.options = options
         domain = options.domain ?? header.domain
         lineSize = header.lineSize
@@ -103,10 +105,19 @@ public final class Replayer {
                                  ntEvicts: options.ntEvicts, strictClflush: options.strictClflush,
                                  counting: options.recordCuts)
         if options.recordCuts { cuts.append(CutCounts()) }
+        self.observer = observer
+        observer?.replayStarted(self)
     }
 
     /// Replays the events of a batch (stack definitions are skipped).
     public func apply(_ batch: EventBatch) {
+        if let observer {
+            for e in batch.events where e.kind != .stackDefinition {
+                apply(e)
+                observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
+            }
+            return
+        }
         batch.events.withUnsafeBufferPointer { buffer in
             for e in buffer { apply(e) }
         }
@@ -232,8 +243,8 @@ public final class Replayer {
 
     private func flushNote(_ rule: Rule, _ e: Event) {
         let line = e.address & ~(lineSize - 1)
-        findings.append(Finding(rule: rule, op: currentOp, event: e.seq, cut: e.seq + 1, line: line, stack: e.stack,
-                                eventKind: e.kind))
+        found(Finding(rule: rule, op: currentOp, event: e.seq, cut: e.seq + 1, line: line, stack: e.stack,
+                      eventKind: e.kind))
     }
 
     /// The op open now, whatever its contract (for labelling notes).
@@ -289,16 +300,21 @@ public final class Replayer {
         let bytes = ranges.reduce(0) { $0 + $1.length }
         let kept = Array(ranges.prefix(options.maxRangesPerFinding))
         let cut = e.map { $0.seq + 1 } ?? events
-        findings.append(Finding(rule: rule, op: op, event: e?.seq, cut: cut, ranges: kept,
-                                omittedRanges: ranges.count - kept.count, bytes: bytes, stack: e?.stack ?? 0,
-                                eventKind: e?.kind))
+        found(Finding(rule: rule, op: op, event: e?.seq, cut: cut, ranges: kept,
+                      omittedRanges: ranges.count - kept.count, bytes: bytes, stack: e?.stack ?? 0,
+                      eventKind: e?.kind))
+    }
+
+    private func found(_ f: Finding) {
+        findings.append(f)
+        observer?.replayer(self, found: f)
     }
 
     /// Ends the replay: flushcache ops with no drain point are judged at the end of the
     /// trace. `names` resolves op names (`TraceReader.names`).
     public func finish(names: [String] = []) -> ReplayResult {
         for w in awaitingDrain {
-            findings.append(Finding(rule: .missingDrain, op: w.op, event: nil, cut: events))
+            found(Finding(rule: .missingDrain, op: w.op, event: nil, cut: events))
             report(.notDurable, op: w.op, at: nil, ranges: risks(w.op, states: .atRisk))
         }
         awaitingDrain.removeAll()
@@ -313,8 +329,10 @@ public final class Replayer {
             f.op = f.op.map(named)
             return f
         }
-        return ReplayResult(domain: domain, lineSize: lineSize, events: events, findings: findings, ops: ops,
-                            opCount: opCount, cuts: options.recordCuts ? cuts : nil, peakLiveLines: model.peakLive)
+        let result = ReplayResult(domain: domain, lineSize: lineSize, events: events, findings: findings, ops: ops,
+                                  opCount: opCount, cuts: options.recordCuts ? cuts : nil, peakLiveLines: model.peakLive)
+        observer?.replayFinished(self, result: result)
+        return result
     }
 
     /// The state of one byte now (for explain and tests).
