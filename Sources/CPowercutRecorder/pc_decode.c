@@ -588,8 +588,35 @@ static void classify_legacy_unknown(pc_dentry *e, const raw_t *r, int parsed) {
         if (sub == 4 && r->rep == 0xf3) return; /* ptwrite m: reads */
     }
     if (r->map == 1 && r->op >= 0x18 && r->op <= 0x1f) return; /* hint NOPs, cldemote, MPX */
-    if (!r->has_modrm || r->mod == 3) return;
+    /* Not known to capstone nor above: without a memory operand it cannot be placed
+     * either (it may be a fence, a serializing or a cache-control instruction). */
+    if (!r->has_modrm || r->mod == 3) {
+        e->cls = CLS_ERROR;
+        return;
+    }
     make_window(e, r, 0, 64);
+}
+
+/* 0F AE with mod = 3 (register forms). Without a 66/F2/F3 prefix: /5 lfence (orders
+ * loads only: no event), /6 mfence, /7 sfence, /0-/4 #UD. F3 /0-/3 rd/wr fs/gs base
+ * (wr* changes a segment base the recorder caches), F3 /5 incssp, F3 /6 umonitor, 66 /6
+ * tpause, F2 /6 umwait: no memory written, no store ordered. Anything else (66 /7 was
+ * pcommit, which ordered persistent stores) cannot be placed: an error. */
+static void classify_0fae_reg(pc_dentry *e, const raw_t *r) {
+    unsigned sub = r->reg & 7;
+    if (!r->p66 && !r->rep) {
+        if (sub == 5) return;
+        if (sub == 6) { e->cls = CLS_FENCE; e->ev = PC_MFENCE; return; }
+        if (sub == 7) { e->cls = CLS_FENCE; e->ev = PC_SFENCE; return; }
+        e->cls = CLS_ERROR;
+        return;
+    }
+    if (r->rep == 0xf3 && !r->p66) {
+        if (sub <= 3) { if (sub >= 2) e->flags |= F_SEGRELOAD; return; }
+        if (sub == 5 || sub == 6) return;
+    }
+    if (sub == 6 && ((r->p66 && !r->rep) || (r->rep == 0xf2 && !r->p66))) return;
+    e->cls = CLS_ERROR;
 }
 
 static uint8_t gpr_num(x86_reg reg) {
@@ -793,6 +820,15 @@ void pc_decode(uint64_t rip, const uint8_t *code, size_t avail, pc_dentry *e) {
         if (r.enc == ENC_EVEX) classify_evex(e, &r);
         else if (r.enc == ENC_VEX) classify_vex(e, &r);
         goto out; /* XOP: AMD arithmetic, loads only */
+    }
+    if (parsed && r.map == 1 && r.op == 0xae && r.mod == 3) {
+        /* By the opcode bytes, not capstone: 0F AE with ModRM.mod = 3 is lfence (/5),
+         * mfence (/6), sfence (/7) whatever the r/m bits (the CPU ignores them; capstone
+         * only decodes E8, F0, F8). With a 66/F2/F3 prefix the same bytes are other
+         * instructions (rd/wr fs/gs base, incssp, tpause, umonitor, umwait, pcommit). */
+        e->len = r.len;
+        classify_0fae_reg(e, &r);
+        goto out;
     }
     {
         const uint8_t *p = code;

@@ -25,8 +25,16 @@
  * - int n / sysenter: the instruction after it runs unseen; at the next trap it is
  *   decoded and, if it could have made an event, recording stops with an error.
  * - popf that would clear TF: TF is forced into the image on the stack before it runs.
- * - Signal handlers that run during the call are not stepped (the kernel clears TF for
- *   them); threads the routine creates inherit TF but their traps are ignored.
+ * - Signal handlers: the kernel clears TF for a handler. While a call is recorded, every
+ *   handler installed in the process runs behind a wrapper that sets TF again, so the
+ *   handler's instructions are stepped and its stores recorded like the routine's
+ *   (rt_sigreturn is then run in place, and the instruction it returns to is checked as
+ *   after int/sysenter). A routine that installs a handler, changes SIGTRAP's
+ *   disposition or blocks SIGTRAP during the call is stopped with an error: what it
+ *   sets up would run unseen. Threads the routine creates inherit TF but their traps
+ *   are ignored.
+ * - exit/exit_group during the call: stopped with an error that names the status,
+ *   before the process ends.
  * - Writes the kernel makes on the routine's behalf (read(2) into pmem) are no CPU
  *   stores and are not recorded.
  * - Fences in the dynamic loader (the locks of lazy binding) are not the routine's own
@@ -79,7 +87,8 @@
 enum { MODE_IDLE = 0, MODE_CALL, MODE_SS };
 enum {
     HERR_NONE = 0, HERR_BUDGET, HERR_DECODE, HERR_UNKNOWN, HERR_EVFULL, HERR_DATAFULL,
-    HERR_STACKFULL, HERR_XSAVE, HERR_SIGNAL, HERR_DCFULL, HERR_SYSCALL
+    HERR_STACKFULL, HERR_XSAVE, HERR_SIGNAL, HERR_DCFULL, HERR_SYSCALL, HERR_EXIT, HERR_TRAPDISP,
+    HERR_TRAPMASK, HERR_SIGACTION
 };
 
 typedef struct {
@@ -152,10 +161,14 @@ static struct {
     uint8_t herr_bytes[16];
     size_t herr_nbytes;
     long herr_code;
+    /* signal handlers that ran (stepped) during the recorded call */
+    uint64_t handlers_run;
+    int last_handler_signal;
     /* xsave layout (CPUID 0xD) */
     uint32_t xoff[8];
-    /* message */
+    /* message and its kind */
     char err[1024];
+    int err_kind;
 } S;
 
 uint64_t pc_ldso_lo, pc_ldso_hi;
@@ -269,11 +282,14 @@ void pc__set_error(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(S.err, sizeof S.err, fmt, ap);
     va_end(ap);
+    S.err_kind = PC_ERR_OTHER;
     for (char *p = S.err; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
 const char *pc_error(void) { return S.err; }
+int pc_error_kind(void) { return S.err[0] ? S.err_kind : PC_ERR_NONE; }
+uint64_t pc_handlers_stepped(void) { return S.handlers_run; }
 const char *pc_version(void) { return PC_VERSION; }
 
 /* ------------------------------------------------------------------ init */
@@ -912,6 +928,35 @@ static pc_dentry *lookup(uint64_t rip) {
     return &S.dc[i];
 }
 
+/* Syscalls that would take the process out of the recorder's hands. */
+static int check_syscall(const pc_dentry *e) {
+    const greg_t *g = S.uc->uc_mcontext.gregs;
+    uint64_t nr = (uint64_t)g[REG_RAX], a0 = (uint64_t)g[REG_RDI], a1 = (uint64_t)g[REG_RSI];
+    switch (nr) {
+    case SYS_exit:
+    case SYS_exit_group:
+        S.herr_code = (long)(int)a0;
+        return hfail(HERR_EXIT, e);
+    case SYS_rt_sigaction: {
+        if (!a1) return 0; /* a query */
+        uint64_t handler = *(const uint64_t *)(uintptr_t)a1;
+        S.herr_code = (long)a0;
+        if (a0 == SIGTRAP) return hfail(HERR_TRAPDISP, e);
+        if (handler != (uint64_t)(uintptr_t)SIG_DFL && handler != (uint64_t)(uintptr_t)SIG_IGN)
+            return hfail(HERR_SIGACTION, e);
+        return 0;
+    }
+    case SYS_rt_sigprocmask: {
+        if (!a1 || (a0 != SIG_BLOCK && a0 != SIG_SETMASK)) return 0;
+        uint64_t set = *(const uint64_t *)(uintptr_t)a1;
+        if (set & (1ull << (SIGTRAP - 1))) return hfail(HERR_TRAPMASK, e);
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
 static int step(const pc_dentry *e) {
     const greg_t *g = S.uc->uc_mcontext.gregs;
     switch (e->cls) {
@@ -1059,6 +1104,15 @@ static int step(const pc_dentry *e) {
         break;
     }
     case CLS_SYSCALL:
+        if (check_syscall(e) < 0) return -1;
+        if ((uint64_t)g[REG_RAX] == SYS_rt_sigreturn) {
+            /* runs in place (it never returns here); the context it restores resumes
+             * with TF set, so its first instruction runs before the next trap */
+            const ucontext_t *to = (const ucontext_t *)(uintptr_t)(uint64_t)g[REG_RSP];
+            if (to->uc_mcontext.gregs[REG_EFL] & TF) S.after_kentry = (uint64_t)to->uc_mcontext.gregs[REG_RIP];
+            S.epoch++;
+            break;
+        }
         pc__sys_back = e->rip + e->len;
         S.uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)pc__sys_stub;
         S.in_stub = 1;
@@ -1158,12 +1212,74 @@ abort:
 
 /* ------------------------------------------------------------------ recording */
 
+/* The handlers installed in the process when a recording starts, each replaced by
+ * on_other_signal for the length of the call. */
+#define PC_NSIG 65
+static struct sigaction wrapped_sa[PC_NSIG];
+static unsigned char wrapped[PC_NSIG];
+
+/* Runs a handler that was installed before the recording with TF set, so that what it
+ * executes is stepped and recorded like the routine (the kernel enters every handler
+ * with TF clear). Off the recording thread, or when no call is recorded, it only calls
+ * the handler. */
+static void on_other_signal(int sig, siginfo_t *si, void *uc) {
+    const struct sigaction *o = &wrapped_sa[sig];
+    int stepping = S.active && tl_recording;
+    uint64_t back = pc__sys_back, kentry = S.after_kentry;
+    int stub = S.in_stub;
+    if (stepping) {
+        S.handlers_run++;
+        S.last_handler_signal = sig;
+        S.after_kentry = 0;
+        S.in_stub = 0;
+        S.epoch++;
+        tf_on();
+    }
+    if (o->sa_flags & SA_SIGINFO) o->sa_sigaction(sig, si, uc);
+    else if (o->sa_handler != SIG_DFL && o->sa_handler != SIG_IGN) o->sa_handler(sig);
+    if (stepping) {
+        /* TF stays set to the end (the recorder keeps it set through popf); the
+         * interrupted context's flags come back with rt_sigreturn */
+        pc__sys_back = back;
+        S.after_kentry = kentry;
+        S.in_stub = stub;
+        S.epoch++;
+    }
+}
+
+static void wrap_handlers(void) {
+    for (int sig = 1; sig < PC_NSIG; sig++) {
+        wrapped[sig] = 0;
+        if (sig == SIGTRAP || sig == SIGKILL || sig == SIGSTOP) continue;
+        struct sigaction cur;
+        if (sigaction(sig, NULL, &cur) < 0) continue;
+        int has = (cur.sa_flags & SA_SIGINFO) ? cur.sa_sigaction != NULL
+                                              : (cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN);
+        if (!has) continue;
+        struct sigaction w = cur;
+        w.sa_sigaction = on_other_signal;
+        w.sa_flags = (cur.sa_flags | SA_SIGINFO) & ~SA_RESETHAND;
+        sigdelset(&w.sa_mask, SIGTRAP);
+        wrapped_sa[sig] = cur;
+        if (sigaction(sig, &w, NULL) == 0) wrapped[sig] = 1;
+    }
+}
+
+static void unwrap_handlers(void) {
+    for (int sig = 1; sig < PC_NSIG; sig++)
+        if (wrapped[sig]) {
+            sigaction(sig, &wrapped_sa[sig], NULL);
+            wrapped[sig] = 0;
+        }
+}
+
 static int install(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_sigtrap;
     sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
+    /* no other handler may run inside this one (they are stepped themselves) */
+    sigfillset(&sa.sa_mask);
     if (sigaction(SIGTRAP, &sa, &S.old_sa) < 0) {
         pc__set_error("cannot install the SIGTRAP handler: %s", strerror(errno));
         return -1;
@@ -1172,10 +1288,12 @@ static int install(void) {
     sigemptyset(&un);
     sigaddset(&un, SIGTRAP);
     sigprocmask(SIG_UNBLOCK, &un, &S.old_mask);
+    wrap_handlers();
     return 0;
 }
 
 static void uninstall(void) {
+    unwrap_handlers();
     sigaction(SIGTRAP, &S.old_sa, NULL);
     sigprocmask(SIG_SETMASK, &S.old_mask, NULL);
 }
@@ -1234,8 +1352,32 @@ static void report_herr(void) {
         pc__set_error("'%s' at 0x%llx: %s ran unobserved right after an int/sysenter and may write persistent memory or fence",
                       text, rip, where);
         break;
+    case HERR_EXIT:
+        pc__set_error("the routine ended the process ('%s', status %ld) at 0x%llx: %s during the recorded call", text,
+                      S.herr_code, rip, where);
+        break;
+    case HERR_TRAPDISP:
+        pc__set_error("the routine changes the disposition of SIGTRAP ('%s' at 0x%llx: %s), which the recorder steps with",
+                      text, rip, where);
+        break;
+    case HERR_TRAPMASK:
+        pc__set_error("the routine blocks SIGTRAP ('%s' at 0x%llx: %s), which the recorder steps with", text, rip, where);
+        break;
+    case HERR_SIGACTION:
+        pc__set_error("the routine installs a handler for SIG%s ('%s' at 0x%llx: %s) during the recorded call: it would "
+                      "run unrecorded", sigabbrev_np((int)S.herr_code) ? sigabbrev_np((int)S.herr_code) : "?", text, rip,
+                      where);
+        break;
     default:
         pc__set_error("recording failed at 0x%llx", rip);
+    }
+    switch (S.herr) {
+    case HERR_BUDGET: S.err_kind = PC_ERR_BUDGET; break;
+    case HERR_DECODE: case HERR_UNKNOWN: case HERR_XSAVE: case HERR_SYSCALL: S.err_kind = PC_ERR_UNRECORDABLE; break;
+    case HERR_EVFULL: case HERR_DATAFULL: case HERR_STACKFULL: case HERR_DCFULL: S.err_kind = PC_ERR_CAPACITY; break;
+    case HERR_EXIT: S.err_kind = PC_ERR_EXIT; break;
+    case HERR_SIGNAL: case HERR_TRAPDISP: case HERR_TRAPMASK: case HERR_SIGACTION: S.err_kind = PC_ERR_SIGNALS; break;
+    default: S.err_kind = PC_ERR_OTHER;
     }
 }
 
@@ -1255,6 +1397,7 @@ static int begin_recording(int mode) {
     S.seg_valid = 0;
     S.after_kentry = 0;
     S.in_stub = 0;
+    S.handlers_run = 0;
     tl_recording = 1;
     S.pending = S.nev;
     S.epoch++;

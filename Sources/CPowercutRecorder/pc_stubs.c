@@ -44,6 +44,8 @@ uint64_t pc_module_size(size_t i) { (void)i; return 0; }
 const char *pc_module_build_id(size_t i) { (void)i; return 0; }
 uint64_t pc_instructions_stepped(void) { return 0; }
 const char *pc_error(void) { return PC_UNSUPPORTED; }
+int pc_error_kind(void) { return PC_ERR_OTHER; }
+uint64_t pc_handlers_stepped(void) { return 0; }
 
 int powercut_pmem(void *addr, size_t len) { (void)addr; (void)len; return -1; }
 int powercut_pmem_volatile(void *addr, size_t len) { (void)addr; (void)len; return -1; }

@@ -110,6 +110,9 @@ __asm__(".text\n"
         FN(t_sys_ok) "mov $39, %eax\n syscall\n cmp $-4095, %rax\n movq %rax, (%rdi)\n ret\n" END(t_sys_ok)
         FN(t_bench) "mov %rdx, %rcx\n xor %eax, %eax\n 1: mov %rcx, (%rdi,%rax,8)\n inc %eax\n and $511, %eax\n dec %rcx\n jnz 1b\n ret\n" END(t_bench)
         FN(t_sfence_only) "sfence\n ret\n" END(t_sfence_only)
+        FN(t_odd_fences) ".byte 0x0f, 0xae, 0xf9\n .byte 0x0f, 0xae, 0xff\n .byte 0x0f, 0xae, 0xe9\n"
+                         " .byte 0x0f, 0xae, 0xf1\n .byte 0x0f, 0xae, 0xf7\n ret\n" END(t_odd_fences)
+        FN(t_exit3) "mov $3, %edi\n mov $231, %eax\n syscall\n ret\n" END(t_exit3)
         FN(t_int3) "int3\n ret\n" END(t_int3)
         FN(t_iretq) "mov %rsp, %r8\n .cfi_def_cfa_register %r8\n mov %ss, %eax\n push %rax\n push %r8\n pushq $0x202\n"
                     " mov %cs, %eax\n push %rax\n lea 1f(%rip), %rax\n push %rax\n iretq\n"
@@ -121,7 +124,7 @@ extern fn3 t_movnti, t_mov, t_cross, t_flush, t_fences, t_locked, t_cpuid, t_rep
     t_repstosq_back, t_vmovdqu8_k, t_vmovdqu32_k, t_vmovdqu64_k16, t_vextract_k, t_vpmovqd_k, t_vpmovwb, t_compress,
     t_kmovq_st, t_scatter, t_scatterq, t_vmaskmovps, t_vpmaskmovq, t_maskmovdqu, t_vmovntdq, t_vecstores, t_movdir64b,
     t_nonpmem, t_xsave, t_xsave_stack, t_loop, t_nested, t_inner, t_push_pmem, t_popf, t_data, t_bitstr, t_riprel,
-    t_tls, t_sys_store, t_int80_bad, t_sys_ok, t_bench, t_sfence_only, t_int3, t_fresh, t_iretq;
+    t_tls, t_sys_store, t_int80_bad, t_sys_ok, t_bench, t_sfence_only, t_int3, t_fresh, t_iretq, t_odd_fences, t_exit3;
 extern char L_xsave[], L_after_call[], L_inner_store[], L_after_sys[];
 
 uint64_t pc_test_global[8] __attribute__((aligned(64)));
@@ -573,6 +576,80 @@ static void test_misc(void) {
 }
 
 /* decoding of instructions this CPU may not run */
+/* Routines that take the process away from the recorder, and signal handlers. */
+static void r_sigign(void *d, const void *s, size_t n) { signal(SIGTRAP, SIG_IGN); }
+static void r_sigblock(void *d, const void *s, size_t n) {
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGTRAP);
+    sigprocmask(SIG_BLOCK, &m, NULL);
+}
+static void on_usr2(int sig) { (void)sig; }
+static void r_sighandler(void *d, const void *s, size_t n) { signal(SIGUSR2, on_usr2); }
+static void on_usr1(int sig) { ((volatile uint64_t *)pool)[16] = 7; }
+static void r_kill_self(void *d, const void *s, size_t n) {
+    kill(getpid(), SIGUSR1);
+    *(volatile uint64_t *)d = 1;
+}
+
+static int expect_error(const char *name, fn3 *fn, int kind, const char *words) {
+    int rc = pc_record_call3(fn, pool, srcbuf, 0);
+    if (rc == 0) fail(name, "recorded without error");
+    else if (pc_error_kind() != kind || !strstr(pc_error(), words))
+        fail(name, "kind %d, message '%s' (expected kind %d with '%s')", pc_error_kind(), pc_error(), kind, words);
+    else {
+        ok(name);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_takeover(void) {
+    reset_pool();
+    if (rec("0f ae register forms", t_odd_fences, pool, srcbuf, 0) == 0)
+        EXPECT("0f ae f9/ff are sfence, f1/f7 mfence, e9 lfence (not logged)", {PC_SFENCE, 0, 0}, {PC_SFENCE, 0, 0},
+               {PC_MFENCE, 0, 0}, {PC_MFENCE, 0, 0});
+
+    reset_pool();
+    if (expect_error("exit_group(3) in the routine: an error, the process lives on", t_exit3, PC_ERR_EXIT,
+                     "ended the process"))
+        printf("        %s\n", pc_error());
+
+    struct sigaction before, after;
+    sigaction(SIGTRAP, NULL, &before);
+    reset_pool();
+    expect_error("signal(SIGTRAP, SIG_IGN) in the routine: an error", r_sigign, PC_ERR_SIGNALS, "disposition of SIGTRAP");
+    sigaction(SIGTRAP, NULL, &after);
+    if (after.sa_handler == before.sa_handler) ok("SIGTRAP disposition unchanged after the refused signal()");
+    else fail("SIGTRAP disposition", "changed by the routine");
+
+    reset_pool();
+    expect_error("sigprocmask blocking SIGTRAP in the routine: an error", r_sigblock, PC_ERR_SIGNALS, "blocks SIGTRAP");
+    sigset_t cur;
+    sigprocmask(SIG_BLOCK, NULL, &cur);
+    if (!sigismember(&cur, SIGTRAP)) ok("SIGTRAP not blocked after the refused sigprocmask");
+    else fail("SIGTRAP mask", "blocked by the routine");
+
+    reset_pool();
+    expect_error("a handler installed by the routine: an error", r_sighandler, PC_ERR_SIGNALS, "handler for SIGUSR2");
+
+    signal(SIGUSR1, on_usr1);
+    reset_pool();
+    if (rec("signal handler during the call", r_kill_self, pool, srcbuf, 0) == 0) {
+        EXPECT("a signal handler's store during the call is recorded (before the routine's own)", {PC_STORE, P(128), 8},
+               {PC_STORE, P(0), 8});
+        if (pc_handlers_stepped() == 1) ok("one handler stepped");
+        else fail("handlers stepped", "%llu", (unsigned long long)pc_handlers_stepped());
+    }
+    signal(SIGUSR1, SIG_DFL);
+    struct sigaction now;
+    sigaction(SIGUSR1, NULL, &now);
+    reset_pool();
+    if (rec("after the call", t_mov, pool, srcbuf, 0) == 0 && now.sa_handler == SIG_DFL)
+        ok("recording goes on after the handler; its disposition is the program's again");
+    else fail("after the handler", "handler %p", (void *)now.sa_handler);
+}
+
 static void test_decode_tables(void) {
     struct {
         const char *name;
@@ -612,6 +689,20 @@ static void test_decode_tables(void) {
         {"sttilecfg (%rdi)", {0xc4, 0xe2, 0x79, 0x49, 0x07}, 5, CLS_STORE, PC_STORE, 64},
         {"vmovdqu8 %zmm0,0x40(%rdi){%k1} (disp8*64)", {0x62, 0xf1, 0x7f, 0x49, 0x7f, 0x47, 0x01}, 7, CLS_MASKED, PC_STORE, 1},
         {"(bad) 0x0e", {0x0e}, 1, CLS_ERROR, 0, 0},
+        {"sfence (0f ae f8)", {0x0f, 0xae, 0xf8}, 3, CLS_FENCE, PC_SFENCE, 0},
+        {"sfence (0f ae f9, r/m ignored)", {0x0f, 0xae, 0xf9}, 3, CLS_FENCE, PC_SFENCE, 0},
+        {"sfence (0f ae ff)", {0x0f, 0xae, 0xff}, 3, CLS_FENCE, PC_SFENCE, 0},
+        {"sfence (41 0f ae f8, REX.B ignored)", {0x41, 0x0f, 0xae, 0xf8}, 4, CLS_FENCE, PC_SFENCE, 0},
+        {"mfence (0f ae f0)", {0x0f, 0xae, 0xf0}, 3, CLS_FENCE, PC_MFENCE, 0},
+        {"mfence (0f ae f1)", {0x0f, 0xae, 0xf1}, 3, CLS_FENCE, PC_MFENCE, 0},
+        {"mfence (0f ae f7)", {0x0f, 0xae, 0xf7}, 3, CLS_FENCE, PC_MFENCE, 0},
+        {"lfence (0f ae e8, no event)", {0x0f, 0xae, 0xe8}, 3, CLS_NONE, 0, 0},
+        {"lfence (0f ae ef, no event)", {0x0f, 0xae, 0xef}, 3, CLS_NONE, 0, 0},
+        {"0f ae c0 (#UD: cannot be placed)", {0x0f, 0xae, 0xc0}, 3, CLS_ERROR, 0, 0},
+        {"pcommit 66 0f ae f8 (ordered pmem stores: error)", {0x66, 0x0f, 0xae, 0xf8}, 4, CLS_ERROR, 0, 0},
+        {"rdfsbase %rax (no event)", {0xf3, 0x48, 0x0f, 0xae, 0xc0}, 5, CLS_NONE, 0, 0},
+        {"umwait %ecx (no event)", {0xf2, 0x0f, 0xae, 0xf1}, 4, CLS_NONE, 0, 0},
+        {"aadd %eax,%eax (0f 38 fc, register form unknown: error)", {0x0f, 0x38, 0xfc, 0xc0}, 4, CLS_ERROR, 0, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         pc_dentry e;
@@ -1010,6 +1101,7 @@ int main(int argc, char **argv) {
     test_masked_avx();
     test_misc();
     test_decode_tables();
+    test_takeover();
     test_lengths("/lib/x86_64-linux-gnu/libc.so.6");
     test_lengths("/usr/lib/x86_64-linux-gnu/libpmem.so.1");
     test_libpmem();

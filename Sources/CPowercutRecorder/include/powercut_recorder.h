@@ -124,6 +124,22 @@ uint64_t pc_instructions_stepped(void);
 /* Last error message, one line, "" if none. */
 const char *pc_error(void);
 
+/* What kind of error the last message is, so that callers need not match its text. */
+typedef enum {
+    PC_ERR_NONE = 0,
+    PC_ERR_OTHER,        /* a bad argument or a failure of the recorder's setup */
+    PC_ERR_BUDGET,       /* the instruction budget ran out */
+    PC_ERR_UNRECORDABLE, /* an instruction that may write pmem or order stores cannot be placed */
+    PC_ERR_CAPACITY,     /* an event, data or stack buffer is full */
+    PC_ERR_EXIT,         /* the routine called exit/exit_group during the call */
+    PC_ERR_SIGNALS       /* the routine took SIGTRAP away (disposition, mask, a breakpoint) or
+                            installed a signal handler during the call */
+} pc_error_kind_t;
+int pc_error_kind(void);
+
+/* Signal handlers that ran (stepped, their stores recorded) during the last call. */
+uint64_t pc_handlers_stepped(void);
+
 #ifdef __cplusplus
 }
 #endif
