@@ -12,11 +12,42 @@ public struct RecorderError: Error, CustomStringConvertible, Sendable {
         /// A bad argument (a pmem range that overlaps, a nested op).
         case usage
     }
+    /// Why a recording stopped, typed (so that no caller matches message text).
+    public enum Cause: String, Sendable, Codable {
+        /// The instruction budget ran out.
+        case budget
+        /// An instruction that may write pmem or order stores cannot be placed.
+        case unrecordable
+        /// An event, data or stack buffer is full.
+        case capacity
+        /// The routine called exit/exit_group during the recorded call.
+        case exited
+        /// The routine took SIGTRAP away (its disposition, its mask, a breakpoint) or
+        /// installed a signal handler during the call.
+        case signals
+        /// Anything else (a bad argument, the recorder's setup).
+        case other
+    }
     public var kind: Kind
+    public var cause: Cause
     public var description: String
-    public init(_ kind: Kind, _ description: String) {
+    public init(_ kind: Kind, _ description: String, cause: Cause = .other) {
         self.kind = kind
+        self.cause = cause
         self.description = description
+    }
+
+    /// The recorder's last error, with its typed cause.
+    static func last(_ kind: Kind) -> RecorderError {
+        let cause: Cause = switch pc_error_kind() {
+        case Int32(PC_ERR_BUDGET.rawValue): .budget
+        case Int32(PC_ERR_UNRECORDABLE.rawValue): .unrecordable
+        case Int32(PC_ERR_CAPACITY.rawValue): .capacity
+        case Int32(PC_ERR_EXIT.rawValue): .exited
+        case Int32(PC_ERR_SIGNALS.rawValue): .signals
+        default: .other
+        }
+        return RecorderError(kind, String(cString: pc_error()), cause: cause)
     }
 }
 
@@ -32,7 +63,7 @@ public final class Recorder: @unchecked Sendable {
     private init() {}
 
     private func check(_ rc: Int32, _ kind: RecorderError.Kind = .recording) throws(RecorderError) {
-        if rc != 0 { throw RecorderError(kind, String(cString: pc_error())) }
+        if rc != 0 { throw RecorderError.last(kind) }
     }
 
     /// Drops everything recorded so far and the pmem ranges.
@@ -93,6 +124,10 @@ public final class Recorder: @unchecked Sendable {
     public func drain() throws(RecorderError) {
         try check(powercut_drain())
     }
+
+    /// Signal handlers that ran during the last recorded call (stepped: their stores
+    /// are in the trace).
+    public var handlersStepped: UInt64 { pc_handlers_stepped() }
 
     /// Instructions single-stepped since the process started recording.
     public var instructionsStepped: UInt64 { pc_instructions_stepped() }

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Glibc
 import PowercutModel
 import PowercutRecorder
+import PowercutSweep
 import PowercutTrace
 
 extension Contract: ExpressibleByArgument {
@@ -36,7 +38,14 @@ struct Record: ParsableCommand {
             Single-steps the call in this process and logs every store, non-temporal store, \
             write-back and fence that touches the destination buffer (declared pmem), with call \
             stacks and the module map. Built-in subjects: \(Routine.subjects.map(\.name).joined(separator: ", ")). \
-            The trace is written crash-safely; .pctb gives the binary form.
+            The trace is written crash-safely; .pctb gives the binary form. \
+            The routine runs in a child process with a time limit (--timeout): whatever it does \
+            (crash, exit, hang, print — its output goes to standard error) costs only the child. \
+            Exit status: 0 trace written; 64 usage (no such subject, library or symbol); \
+            65 the routine cannot be recorded: it crashed (the signal is named), ended the process \
+            (also from its library's constructor), ran past --timeout or --budget, took SIGTRAP away \
+            or installed a signal handler during the call, or ran an instruction that may write \
+            memory or order stores which the recorder cannot place; 70 internal error.
             """
     )
 
@@ -66,8 +75,15 @@ struct Record: ParsableCommand {
     @Option(help: "Instructions allowed before the recording is abandoned (0: no limit).")
     var budget: UInt64 = 10_000_000
 
+    @Option(help: "Seconds the routine may run (loading its library included) before it is killed.")
+    var timeout: Double = 60
+
     @Option(name: .shortAndLong, help: "The trace file to write (.pct text, .pctb binary; '-' for standard output).")
     var output: String
+
+    /// Set in the child that loads and records the routine (internal).
+    @Flag(help: .hidden)
+    var isolatedChild = false
 
     func validate() throws {
         guard len >= 0, len <= 1 << 26 else { throw ValidationError("--len must be from 0 to 64 MiB") }
@@ -75,12 +91,48 @@ struct Record: ParsableCommand {
             throw ValidationError("offsets must be from 0 to 1 MiB")
         }
         if subject == nil && routine.lib == nil { throw ValidationError("name a built-in subject or --lib PATH --symbol NAME") }
+        if let problem = TimeLimit.problem(timeout) { throw ValidationError(problem) }
+        if output.isEmpty { throw ValidationError("-o needs a file name ('-' for standard output)") }
     }
 
     func run() throws {
+        if isolatedChild { return runChild() }
         try reporting {
             let r = try routine.routines(subject.map { [$0] } ?? []).first!
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            arguments.append("--isolated-child")
+            let child: IsolatedRun
+            do {
+                child = try IsolatedRun.run(executable: selfPath(), arguments: arguments, timeout: timeout)
+            } catch {
+                throw Failure.internal("\(error)")
+            }
+            if let failure = child.failure(r) {
+                switch failure.reason {
+                case .recorder(.routine, _), .recorder(.usage, _): throw Failure.usage(failure.description)
+                default: throw Failure.badData(failure.description)
+                }
+            }
+            let (events, handlers) = child.done!
+            let file = try OutputFile(path: output)
+            try file.write(child.payload)
+            try file.commit()
+            if output != "-" {
+                printError("recorded \(events) events of \(r) (dst+\(dstOffset), src+\(srcOffset), \(len) bytes) to \(output)")
+            }
+            if handlers > 0 {
+                printError("note: \(handlers) signal handler\(handlers == 1 ? "" : "s") ran during the call; stepped, \(handlers == 1 ? "its" : "their") stores are in the trace")
+            }
+        }
+    }
+
+    /// In the child: load, record, write the trace on descriptor 3, say how it went on 4.
+    private func runChild() {
+        restoreCrashSignals()
+        do {
+            let r = try routine.routines(subject.map { [$0] } ?? []).first!
             let harness = try harness(for: r)
+            RoutineChild.send("loaded")
             var options = Harness.Options()
             options.contract = contract
             options.drain = drain == .sfence
@@ -88,11 +140,20 @@ struct Record: ParsableCommand {
             options.budget = budget
             let trace = try harness.record(dstOffset: dstOffset, srcOffset: srcOffset, length: len, options: options,
                                            modules: true, meta: [("write-back", Routine.subjectWriteBack)])
-            try trace.write(to: output, form: output.hasSuffix(".pctb") ? .binary : .text)
-            if output != "-" {
-                printError("recorded \(trace.eventCount) events of \(r) (dst+\(dstOffset), src+\(srcOffset), \(len) bytes) to \(output)")
-            }
+            let handlers = Recorder.shared.handlersStepped
+            // The routine is done: what it printed goes to standard error, the trace to
+            // the result descriptor.
+            fflush(nil)
+            dup2(IsolatedRun.resultDescriptor, 1)
+            try trace.write(to: "-", form: output.hasSuffix(".pctb") ? .binary : .text)
+            RoutineChild.send("done \(trace.eventCount) \(handlers)")
+        } catch let e as RecorderError {
+            RoutineChild.send(e)
+        } catch {
+            RoutineChild.send("error recording other \(error)")
         }
+        fflush(nil)
+        _exit(0)
     }
 
     private func harness(for r: Routine) throws -> Harness {
