@@ -10,8 +10,10 @@ public struct CaseResult: Sendable, Codable, Equatable {
         case failing
         /// The routine crashed the worker (a signal) or the worker died.
         case crashed
-        /// The routine ran past the instruction budget or the time limit.
+        /// The routine ran past the instruction budget.
         case budget
+        /// The routine ran past the time limit (--timeout) and its worker was killed.
+        case timeout
         /// The recorder refused (an instruction it cannot decode writes pmem, …).
         case error
     }
@@ -25,8 +27,12 @@ public struct CaseResult: Sendable, Codable, Equatable {
     /// Error and warning findings by rule id.
     public var rules: [String: Int]
     /// Bytes at risk where durability was promised (the not-durable verdicts), by
-    /// "position state" (e.g. "tail dirty").
+    /// "position state" (e.g. "tail dirty"), from the ranges the model listed; bytes of
+    /// ranges it left out for length are under `CaseResult.unlistedKey`.
     public var atRisk: [String: UInt64]
+    /// Bytes at risk in all: the model's exact count (`Finding.bytes`), whatever the
+    /// number of ranges listed.
+    public var bytesAtRisk: UInt64
     /// The brief verdict lines, for the failing cases a person looks at.
     public var verdict: [String]
     public var events: Int
@@ -42,6 +48,7 @@ public struct CaseResult: Sendable, Codable, Equatable {
         self.message = message
         rules = [:]
         atRisk = [:]
+        bytesAtRisk = 0
         verdict = []
         events = 0
         instructions = 0
@@ -50,7 +57,9 @@ public struct CaseResult: Sendable, Codable, Equatable {
     }
 
     public var sweepCase: SweepCase { SweepCase(dstOffset: dstOffset, srcOffset: srcOffset, size: size) }
-    public var bytesAtRisk: UInt64 { atRisk.values.reduce(0, +) }
+
+    /// The `atRisk` key of bytes in ranges the model counted but did not list.
+    public static let unlistedKey = "in ranges not listed"
 
     /// "at 0x7f3a…" differs per process (ASLR): patterns group on the message without it.
     static func maskingAddresses(_ s: String) -> String {
@@ -73,10 +82,16 @@ public struct CaseResult: Sendable, Codable, Equatable {
     public mutating func judge(_ result: ReplayResult) {
         rules = [:]
         atRisk = [:]
+        bytesAtRisk = 0
         verdict = []
         for f in result.findings where f.severity != .note {
             rules[f.rule.rawValue, default: 0] += 1
             let at = f.event.map { "#\($0)" } ?? "end"
+            if f.rule == .notDurable {
+                bytesAtRisk += f.bytes
+                let listed = f.ranges.reduce(UInt64(0)) { $0 + $1.length }
+                if f.bytes > listed { atRisk[Self.unlistedKey, default: 0] += f.bytes - listed }
+            }
             for r in f.ranges {
                 if f.rule == .notDurable {
                     atRisk["\(r.position?.rawValue ?? "-") \(r.state.rawValue)", default: 0] += r.length
@@ -95,9 +110,9 @@ public struct CaseResult: Sendable, Codable, Equatable {
     public var signature: String {
         switch status {
         case .clean: return "clean"
-        case .crashed, .budget, .error: return "\(status.rawValue): \(Self.maskingAddresses(message ?? ""))"
+        case .crashed, .budget, .timeout, .error: return "\(status.rawValue): \(Self.maskingAddresses(message ?? ""))"
         case .failing:
-            let risk = atRisk.keys.sorted().joined(separator: ", ")
+            let risk = atRisk.keys.filter { $0 != Self.unlistedKey }.sorted().joined(separator: ", ")
             let others = rules.keys.filter { $0 != Rule.notDurable.rawValue && $0 != Rule.dirtyAtReturn.rawValue }.sorted()
             return (["bytes at risk: " + (risk.isEmpty ? "none" : risk)] + others).joined(separator: "; ")
         }
@@ -120,6 +135,9 @@ public struct RoutineResult: Sendable, Codable {
 
     public var failing: [CaseResult] { cases.filter { $0.status != .clean } }
     public var isClean: Bool { failing.isEmpty }
+
+    /// Bytes at risk summed over the cases (the model's exact counts).
+    public var bytesAtRisk: UInt64 { cases.reduce(0) { $0 + $1.bytesAtRisk } }
 
     /// Bytes at risk summed over the failing cases, by "position state".
     public var atRisk: [String: UInt64] {

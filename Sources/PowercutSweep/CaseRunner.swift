@@ -19,6 +19,10 @@ public final class CaseRunner {
         let maxOffset = Int((grid.dstOffsets.max() ?? 0) + 1) + Int(grid.srcOffsets.max() ?? 0)
         harness = try Harness(routine: routine, maxLength: Int(grid.sizes.max() ?? 0), maxOffset: maxOffset)
         self.options = options
+        // Every range of a case listed (the default grid's largest copy has about a
+        // thousand); totals come from the model's counts whatever is listed.
+        var replay = replay
+        replay.maxRangesPerFinding = max(replay.maxRangesPerFinding, 4096)
         self.replay = replay
         self.saveFailing = saveFailing
     }
@@ -38,7 +42,7 @@ public final class CaseRunner {
             trace = try harness.record(dstOffset: Int(c.dstOffset), srcOffset: Int(c.srcOffset), length: Int(c.size),
                                        options: options, modules: saveFailing != nil)
         } catch {
-            result.status = error.description.contains("budget") ? .budget : .error
+            result.status = error.cause == .budget ? .budget : .error
             result.message = error.description
             result.instructions = Recorder.shared.instructionsStepped - before
             result.recordSeconds = Self.now() - t0

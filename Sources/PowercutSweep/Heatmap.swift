@@ -20,7 +20,7 @@ public struct Heatmap {
         guard let c else { return "#ffffff" }
         switch c.status {
         case .crashed: return "#000000"
-        case .budget, .error: return "#6b6b6b"
+        case .budget, .timeout, .error: return "#6b6b6b"
         case .clean: return Self.palette[0].colour
         case .failing:
             let b = c.bytesAtRisk

@@ -26,7 +26,7 @@ public struct SweepReport {
             if r.isClean {
                 verdict = "clean   all \(r.cases.count) cases durable"
             } else {
-                let bytes = r.atRisk.values.reduce(0, +)
+                let bytes = r.bytesAtRisk
                 verdict = "FAIL    \(r.failing.count) of \(r.cases.count) cases leave bytes at risk (\(bytes) bytes in all)"
             }
             out += "  \(name)  \(verdict)"
@@ -80,6 +80,7 @@ public struct SweepReport {
             w.string("contract", r.contract)
             w.number("cases", r.cases.count)
             w.number("failing", r.failing.count)
+            w.number("bytesAtRisk", r.bytesAtRisk)
             w.beginObject("atRisk")
             for (k, v) in r.atRisk.sorted(by: { $0.key < $1.key }) { w.number(k, v) }
             w.endObject()

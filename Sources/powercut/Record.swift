@@ -85,6 +85,10 @@ struct Record: ParsableCommand {
     @Flag(help: .hidden)
     var isolatedChild = false
 
+    /// With --isolated-child: load and resolve only (what a sweep checks first).
+    @Flag(help: .hidden)
+    var probe = false
+
     func validate() throws {
         guard len >= 0, len <= 1 << 26 else { throw ValidationError("--len must be from 0 to 64 MiB") }
         guard dstOffset >= 0, dstOffset < 1 << 20, srcOffset >= 0, srcOffset < 1 << 20 else {
@@ -133,6 +137,10 @@ struct Record: ParsableCommand {
             let r = try routine.routines(subject.map { [$0] } ?? []).first!
             let harness = try harness(for: r)
             RoutineChild.send("loaded")
+            if probe {
+                RoutineChild.send("done 0 0")
+                _exit(0)
+            }
             var options = Harness.Options()
             options.contract = contract
             options.drain = drain == .sfence

@@ -82,6 +82,37 @@ struct Sweep: ParsableCommand {
     func validate() throws {
         _ = try grid()
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let problem = TimeLimit.problem(timeout) { throw ValidationError(problem) }
+        // Every output's folder is checked before the sweep runs, not after.
+        for (option, path) in [("--heatmap", heatmap), ("--output", output)] {
+            guard let path, path != "-" else { continue }
+            if path.isEmpty { throw ValidationError("\(option) needs a file name") }
+            if let problem = folderProblem(of: path) { throw ValidationError("\(option) \(path): \(problem)") }
+        }
+        if let heatmap, !heatmap.hasSuffix(".svg") && !heatmap.hasSuffix(".png") {
+            throw ValidationError("--heatmap \(heatmap): the name must end in .svg or .png")
+        }
+        if let heatmap, heatmap.hasSuffix(".png"), !commandExists("rsvg-convert") {
+            throw ValidationError("--heatmap \(heatmap): a .png needs rsvg-convert (install librsvg2-bin, or ask for an .svg)")
+        }
+        if let saveFailing, saveFailing.isEmpty { throw ValidationError("--save-failing needs a folder name") }
+    }
+
+    /// Why a file cannot be created at `path` (its folder is missing or not writable), or nil.
+    private func folderProblem(of path: String) -> String? {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) else { return "the folder \(dir) does not exist" }
+        guard isDirectory.boolValue else { return "\(dir) is not a folder" }
+        guard access(dir, W_OK) == 0 else { return "the folder \(dir) is not writable" }
+        return nil
+    }
+
+    private func commandExists(_ name: String) -> Bool {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains {
+            access("\($0)/\(name)", X_OK) == 0
+        }
     }
 
     func run() throws {
@@ -90,8 +121,9 @@ struct Sweep: ParsableCommand {
             let routines = try routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
                                                                    : try routine.routines(subjects)
             // Resolve every routine here first: a bad name or library is a usage error,
-            // not thousands of failing cases.
-            for r in routines { _ = try r.resolve() }
+            // not thousands of failing cases. A library is loaded in a child: its
+            // constructors may crash or end the process.
+            for r in routines { try probe(r) }
             if let dir = saveFailing {
                 try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             }
@@ -101,10 +133,13 @@ struct Sweep: ParsableCommand {
             var results: [RoutineResult] = []
             let started = Date()
             for r in routines {
+                // The workers keep the time limit themselves (a typed `timeout` result);
+                // the pool's kill is the backstop for a worker that cannot.
                 let pool = WorkerPool(executable: selfPath(), arguments: workerArguments(for: r), jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount,
-                                      caseTimeout: timeout)
+                                      caseTimeout: timeout + 10)
                 let cases = try pool.run(grid.cases) { done, total in progress.update(r.description, done, total) }
                 progress.finish(r.description, cases)
+                if !quiet { reportUnfinished(r, cases) }
                 results.append(RoutineResult(routine: r.description, contract: contract.description, domain: domainName, cases: cases))
             }
             let seconds = Date().timeIntervalSince(started)
@@ -124,9 +159,42 @@ struct Sweep: ParsableCommand {
 
     private var domainName: String { (model.domain ?? .adr).description }
 
+    /// Loads a library routine in a child (its constructors run there) and resolves the symbol.
+    private func probe(_ r: Routine) throws {
+        guard case .library(let path, let symbol) = r else {
+            _ = try r.resolve()
+            return
+        }
+        let child: IsolatedRun
+        do {
+            child = try IsolatedRun.run(executable: selfPath(), arguments: [
+                "record", "--isolated-child", "--probe", "--lib", path, "--symbol", symbol, "--len", "0", "-o", "-",
+            ], timeout: timeout)
+        } catch {
+            throw Failure.internal("\(error)")
+        }
+        guard let failure = child.failure(r) else { return }
+        switch failure.reason {
+        case .recorder(.routine, _), .recorder(.usage, _): throw Failure.usage(failure.description)
+        default: throw Failure.badData("cannot sweep \(symbol): \(failure.description)")
+        }
+    }
+
+    /// One line per case that crashed or ran out of time (at most 20 per routine).
+    private func reportUnfinished(_ r: Routine, _ cases: [CaseResult]) {
+        let unfinished = cases.filter { $0.status == .crashed || $0.status == .timeout }
+        for c in unfinished.prefix(20) {
+            printError("sweep: \(r) \(c.sweepCase.label): \(c.status.rawValue): \(c.message ?? "")")
+        }
+        if unfinished.count > 20 {
+            printError("sweep: \(r): \(unfinished.count - 20) more cases crashed or timed out (the report lists them all)")
+        }
+    }
+
     private func workerArguments(for r: Routine) -> [String] {
         var a = ["sweep-worker", "--dst-offsets", dstOffsets, "--src-offsets", srcOffsets, "--sizes", sizes,
-                 "--contract", contract.description, "--drain", drain.rawValue, "--budget", String(budget)]
+                 "--contract", contract.description, "--drain", drain.rawValue, "--budget", String(budget),
+                 "--timeout", String(timeout)]
         switch r {
         case .subject(let name): a.append(name)
         case .library(let path, let symbol): a += ["--lib", path, "--symbol", symbol]
@@ -221,9 +289,16 @@ struct SweepWorker: ParsableCommand {
     @Option var drain: DrainArgument = .sfence
     @OptionGroup var model: ModelOptions
     @Option var budget: UInt64 = 2_000_000
+    @Option var timeout: Double = 30
     @Option var saveFailing: String?
 
     func run() throws {
+        // A crash is the kernel's to report (the parent names the signal): no handler,
+        // no backtrace. What the routine prints goes to standard error; results go to
+        // the pool on a descriptor of their own.
+        restoreCrashSignals()
+        let results = dup(1)
+        dup2(2, 1)
         try reporting {
             let grid = SweepGrid(dstOffsets: try SweepGrid.parseList(dstOffsets, max: 4095),
                                  srcOffsets: try SweepGrid.parseList(srcOffsets, max: 4095),
@@ -236,11 +311,17 @@ struct SweepWorker: ParsableCommand {
             let runner = try CaseRunner(routine: r, grid: grid, options: options,
                                         replay: model.replayOptions(), saveFailing: saveFailing)
             let encoder = JSONEncoder()
+            let watchdog = CaseWatchdog(limit: timeout, descriptor: results)
+            let limit = timeout == timeout.rounded() ? String(Int(timeout)) : String(timeout)
             while let line = readLine() {
                 let f = line.split(separator: " ").compactMap { UInt64($0) }
                 guard f.count == 3 else { continue }
-                let result = runner.run(SweepCase(dstOffset: f[0], srcOffset: f[1], size: f[2]))
-                writeAll(1, String(decoding: try encoder.encode(result), as: UTF8.self) + "\n")
+                let c = SweepCase(dstOffset: f[0], srcOffset: f[1], size: f[2])
+                let late = CaseResult(case: c, status: .timeout, message: "ran longer than the time limit of \(limit) s (--timeout)")
+                watchdog.arm(Array(try encoder.encode(late)) + [0x0A])
+                let result = runner.run(c)
+                watchdog.disarm()
+                writeAll(results, String(decoding: try encoder.encode(result), as: UTF8.self) + "\n")
                 // After an abandoned call the routine's state is unknown: start afresh.
                 if result.status == .budget || result.status == .error { return }
             }

@@ -27,9 +27,13 @@ enum MisbehavingRoutines {
         }
         void sleeps(void *d, const void *s, size_t n) { sleep(100); }
         void prints(void *d, const void *s, size_t n) { printf("hello from the routine\\n"); memcpy(d, s, n); }
-        /* stores 8 bytes with no write-back: fails for every size > 0, crashes at 5 */
+        /* cached copies (no write-back) that crash at size 5 */
         void crashes_at_5(void *d, const void *s, size_t n) {
             if (n == 5) *(volatile int *)null_pointer = 1;
+            memcpy(d, s, n);
+        }
+        void aborts_at_5(void *d, const void *s, size_t n) {
+            if (n == 5) abort();
             memcpy(d, s, n);
         }
         """

@@ -87,3 +87,72 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: s.path("t.pctb.incomplete")))
     }
 }
+
+/// Misbehaving routines and bad options cost one line each, never the sweep.
+@Suite struct SweepIsolationTests {
+    func sweep(_ symbol: String, lib: String = "routines", _ extra: [String]) throws -> Run {
+        try powercut(["sweep", "--lib", try MisbehavingRoutines.library(lib), "--symbol", symbol] + extra)
+    }
+
+    @Test func aConstructorThatExitsOrCrashesIsOneLineNotAnEmptySuccess() throws {
+        for (lib, words) in [("constructorExits", "ended the process with exit status 0"), ("constructorCrashes", "killed by SIGSEGV")] {
+            let run = try sweep("copy", lib: lib, ["--sizes", "0-3", "--dst-offsets", "0"])
+            #expect(run.status == 65, "\(lib): \(run.stdout)\(run.stderr)")
+            #expect(run.stdout.isEmpty)
+            #expect(run.stderr.contains("cannot sweep copy: loading") && run.stderr.contains(words), "\(run.stderr)")
+            #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+        }
+    }
+
+    @Test func crashedCasesAreOneLineEachWithTheRealSignalAndNoneWhenQuiet() throws {
+        let grid = ["--sizes", "4-6", "--dst-offsets", "0-2", "--format", "json"]
+        let loud = try sweep("crashes_at_5", grid)
+        #expect(loud.status == 1)
+        let crashLines = loud.stderr.split(separator: "\n").filter { $0.contains("crashed") }
+        #expect(crashLines.count == 3, "\(loud.stderr)")
+        #expect(crashLines.allSatisfy { $0.lowercased().contains("segmentation fault") }, "\(loud.stderr)")
+        let other = loud.stderr.split(separator: "\n").filter { !$0.contains("crashed") && !$0.contains("% )") && !$0.contains("cases (") }
+        #expect(other.isEmpty, "not one line per case: \(other)")
+        let quiet = try sweep("aborts_at_5", grid + ["--quiet"])
+        #expect(quiet.status == 1)
+        #expect(quiet.stderr.isEmpty, "\(quiet.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(quiet.stdout.utf8)) as! [String: Any]
+        let cases = ((doc["routines"] as! [[String: Any]])[0]["failingCases"] as! [[String: Any]]).filter { $0["status"] as? String == "crashed" }
+        #expect(cases.count == 3)
+        #expect(cases.allSatisfy { ($0["message"] as! String).lowercased().contains("abort") }, "\(cases)")
+    }
+
+    @Test func aTimeoutIsATimeout() throws {
+        let run = try sweep("sleeps", ["--sizes", "4", "--dst-offsets", "0", "--timeout", "0.5", "--format", "json", "--quiet"])
+        #expect(run.status == 1)
+        let doc = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let c = ((doc["routines"] as! [[String: Any]])[0]["failingCases"] as! [[String: Any]])[0]
+        #expect(c["status"] as? String == "timeout", "\(c)")
+    }
+
+    @Test func optionsThatCannotWorkAreRejectedBeforeAnyWork() throws {
+        for t in ["0", "nan", "inf", "1e300"] {
+            let run = try powercut(["sweep", "memcpy_flushcache", "--timeout", t])
+            #expect(run.status == 64 && run.stdout.isEmpty, "--timeout \(t)")
+        }
+        let s = Scratch()
+        let run = try powercut(["sweep", "memcpy_flushcache", "--heatmap", s.path("missing/map.svg")])
+        #expect(run.status == 64)
+        #expect(run.stdout.isEmpty, "the sweep ran: \(run.stdout)")
+        #expect(run.stderr.contains("missing") && run.stderr.contains("does not exist"))
+        #expect(try powercut(["sweep", "memcpy_flushcache", "-o", s.path("missing/report.txt")]).status == 64)
+    }
+
+    @Test func bytesAtRiskComeFromTheModelsCountNotTheListedRanges() throws {
+        // No drain after a 4097-byte copy: every byte is at risk, in more ranges than a
+        // finding lists by default.
+        let run = try powercut(["sweep", "memcpy_flushcache", "--drain", "none", "--dst-offsets", "0", "--sizes", "4097",
+                                "--format", "json", "--quiet"])
+        #expect(run.status == 1)
+        let doc = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let r = (doc["routines"] as! [[String: Any]])[0]
+        #expect(r["bytesAtRisk"] as? Int == 4097)
+        #expect((r["failingCases"] as! [[String: Any]])[0]["bytesAtRisk"] as? Int == 4097)
+        #expect((r["atRisk"] as! [String: Int]).values.reduce(0, +) == 4097)
+    }
+}
