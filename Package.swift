@@ -28,9 +28,12 @@ let package = Package(
         .target(name: "PowercutModel", dependencies: ["PowercutTrace"], swiftSettings: hotLoop),
         // Printers over findings: text, JSON.
         .target(name: "PowercutReport", dependencies: ["PowercutTrace", "PowercutModel"]),
+        // The one trace encoder in C (no libc): both recorders write through it.
+        .target(name: "CPowercutEncoder"),
         // The recorder's C core: single-step, decode (capstone), unwind (libunwind).
         .target(
             name: "CPowercutRecorder",
+            dependencies: ["CPowercutEncoder"],
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [
                 .linkedLibrary("capstone"), .linkedLibrary("unwind"), .linkedLibrary("unwind-x86_64"),
@@ -59,6 +62,6 @@ let package = Package(
         .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
         .testTarget(name: "PowercutReportTests", dependencies: ["PowercutReport", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
-        .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace"]),
+        .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace", "CPowercutEncoder"]),
     ]
 )

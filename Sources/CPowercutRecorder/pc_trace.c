@@ -5,12 +5,13 @@
 #define _GNU_SOURCE
 #include "pc_internal.h"
 #include "include/powercut.h"
+#include "powercut_encoder.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <link.h>
-#include <stdio.h>
+#include <stdio.h> /* rename */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -121,117 +122,140 @@ uint64_t pc_module_base(size_t i) { return i < nmods ? mods[i].base : 0; }
 uint64_t pc_module_size(size_t i) { return i < nmods ? mods[i].size : 0; }
 const char *pc_module_build_id(size_t i) { return i < nmods ? mods[i].build_id : NULL; }
 
-/* ------------------------------------------------------------------ text trace */
+/* ------------------------------------------------------------------ markers */
 
-static void put_path(FILE *f, const char *s) {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= ' ' || c == '#' || c == 0x7f) fprintf(f, "\\x%02x", c);
-        else fputc(c, f);
+/* durable assertions and marks of powercut.h, kept beside the recorder's events: each
+ * goes before the event that was next when it was made (`at`). */
+typedef struct {
+    size_t at;
+    int kind; /* PCE_DURABLE or PCE_MARK */
+    uint64_t addr, len;
+    char *name;
+    uint32_t stack;
+} marker;
+
+static marker *markers;
+static size_t nmarkers, markers_cap;
+
+static void free_markers(void) {
+    for (size_t i = 0; i < nmarkers; i++) free(markers[i].name);
+    nmarkers = 0;
+}
+
+static int add_marker(int kind, uint64_t addr, uint64_t len, const char *name) {
+    if (pc_init() < 0) return -1;
+    if (nmarkers == markers_cap) {
+        size_t cap = markers_cap ? markers_cap * 2 : 16;
+        marker *m = realloc(markers, cap * sizeof *m);
+        if (!m) {
+            pc__set_error("out of memory");
+            return -1;
+        }
+        markers = m;
+        markers_cap = cap;
     }
-}
-
-static const char *kind_word(uint8_t k) {
-    switch (k) {
-    case PC_STORE: return "store";
-    case PC_NTSTORE: return "ntstore";
-    case PC_CLWB: return "clwb";
-    case PC_CLFLUSHOPT: return "clflushopt";
-    case PC_CLFLUSH: return "clflush";
-    case PC_SFENCE: return "sfence";
-    case PC_MFENCE: return "mfence";
-    case PC_FENCE: return "fence";
-    case PC_WPQFLUSH: return "wpqflush";
-    default: return NULL;
+    char *copy = NULL;
+    if (name && !(copy = strdup(name))) {
+        pc__set_error("out of memory");
+        return -1;
     }
+    markers[nmarkers++] = (marker){pc_event_count(), kind, addr, len, copy, pc__stack_here()};
+    return 0;
 }
 
-static const char *contract_word(uint8_t c) {
-    return c == PC_CONTRACT_PERSIST ? "persist" : c == PC_CONTRACT_NONE ? "none" : "flushcache";
+/* ------------------------------------------------------------------ trace */
+
+static int fd_flush(void *ctx, const uint8_t *p, size_t n) {
+    int fd = *(int *)ctx;
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
 }
 
-static void put_stack_def(FILE *f, uint32_t id) {
+static int define_stack(pce_writer *w, uint8_t *defined, size_t nstk, uint32_t id) {
+    if (!id || id > nstk || defined[id]) return 0;
     const uint64_t *fr;
     size_t n = pc_stack_frames(id, &fr);
-    fprintf(f, "stack %u", id);
-    for (size_t i = 0; i < n; i++) fprintf(f, " 0x%llx", (unsigned long long)fr[i]);
-    fputc('\n', f);
+    defined[id] = 1;
+    return pce_stack(w, id, fr, n);
 }
 
-static int write_body(FILE *f) {
+static int put_marker(pce_writer *w, const marker *m, uint8_t *defined, size_t nstk) {
+    if (define_stack(w, defined, nstk, m->stack) < 0) return -1;
+    if (m->kind == PCE_DURABLE) return pce_durable(w, m->addr, m->len, m->stack);
+    return pce_mark(w, (const uint8_t *)m->name, strlen(m->name), m->stack);
+}
+
+static int write_body(pce_writer *w) {
     const pc_event *ev = pc_events();
     size_t nev = pc_event_count();
     const uint8_t *data = pc_data();
     size_t nstk = pc_stack_count();
     uint8_t *defined = calloc(nstk + 1, 1);
-    if (!defined && nstk) {
+    if (!defined) {
         pc__set_error("out of memory");
         return -1;
     }
-    fprintf(f, "powercut-trace 1\n");
-    fprintf(f, "meta recorder powercut-c %s\n", PC_VERSION);
+    static const char recorder_value[] = "powercut-c " PC_VERSION;
+    pce_begin(w);
+    pce_meta(w, (const uint8_t *)"recorder", 8, (const uint8_t *)recorder_value, sizeof recorder_value - 1);
     for (size_t i = 0; i < pc_pmem_count(); i++) {
         uint64_t b, l;
         int v;
         pc_pmem_range(i, &b, &l, &v);
-        fprintf(f, "pmem 0x%llx 0x%llx%s\n", (unsigned long long)b, (unsigned long long)l, v ? " volatile" : "");
+        pce_pmem(w, b, l, NULL, 0, v, 0);
     }
     for (size_t i = 0; i < pc_module_count(); i++) {
-        fputs("module ", f);
-        put_path(f, pc_module_path(i));
-        fprintf(f, " 0x%llx 0x%llx", (unsigned long long)pc_module_base(i), (unsigned long long)pc_module_size(i));
-        if (pc_module_build_id(i)[0]) fprintf(f, " build-id=%s", pc_module_build_id(i));
-        fputc('\n', f);
+        const char *path = pc_module_path(i);
+        pce_module(w, (const uint8_t *)path, strlen(path), pc_module_base(i), pc_module_size(i), pc_module_build_id(i));
     }
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < nev; i++) {
+    size_t mk = 0;
+    for (size_t i = 0; i < nev && !w->failed; i++) {
+        for (; mk < nmarkers && markers[mk].at <= i; mk++) put_marker(w, &markers[mk], defined, nstk);
         const pc_event *e = &ev[i];
-        if (e->stack && e->stack <= nstk && !defined[e->stack]) {
-            put_stack_def(f, e->stack);
-            defined[e->stack] = 1;
-        }
+        /* op records carry no stack (they are the harness's, not the routine's) */
+        uint32_t stack = (e->kind == PC_OP_BEGIN || e->kind == PC_OP_END) ? 0 : e->stack;
+        define_stack(w, defined, nstk, stack);
         switch (e->kind) {
         case PC_STORE:
         case PC_NTSTORE:
-            fprintf(f, "%s 0x%llx %llu", kind_word(e->kind), (unsigned long long)e->addr, (unsigned long long)e->size);
-            if (e->data_offset != UINT64_MAX) {
-                fputs(" data=", f);
-                const uint8_t *d = data + e->data_offset;
-                for (uint64_t k = 0; k < e->size; k++) {
-                    fputc(hx[d[k] >> 4], f);
-                    fputc(hx[d[k] & 15], f);
-                }
-            }
+            pce_store(w, e->kind == PC_STORE ? PCE_STORE : PCE_NTSTORE, e->addr, e->size,
+                      e->data_offset != UINT64_MAX ? data + e->data_offset : NULL, stack);
             break;
-        case PC_CLWB:
-        case PC_CLFLUSHOPT:
-        case PC_CLFLUSH:
-            fprintf(f, "%s 0x%llx", kind_word(e->kind), (unsigned long long)e->addr);
-            break;
-        case PC_SFENCE:
-        case PC_MFENCE:
-        case PC_FENCE:
-        case PC_WPQFLUSH:
-            fputs(kind_word(e->kind), f);
-            break;
+        case PC_CLWB: pce_writeback(w, PCE_CLWB, e->addr, stack); break;
+        case PC_CLFLUSHOPT: pce_writeback(w, PCE_CLFLUSHOPT, e->addr, stack); break;
+        case PC_CLFLUSH: pce_writeback(w, PCE_CLFLUSH, e->addr, stack); break;
+        case PC_SFENCE: pce_fence(w, PCE_SFENCE, stack); break;
+        case PC_MFENCE: pce_fence(w, PCE_MFENCE, stack); break;
+        case PC_FENCE: pce_fence(w, PCE_FENCE, stack); break;
+        case PC_WPQFLUSH: pce_fence(w, PCE_WPQFLUSH, stack); break;
         case PC_OP_BEGIN: {
-            fprintf(f, "op %llu begin dst=0x%llx len=%llu", (unsigned long long)e->op_id, (unsigned long long)e->addr,
-                    (unsigned long long)e->size);
             const char *nm = pc_op_name(e->op_id);
-            if (nm) fprintf(f, " name=%s", nm);
-            fprintf(f, " contract=%s", contract_word(e->contract));
+            int contract = e->contract == PC_CONTRACT_PERSIST ? PCE_PERSIST
+                         : e->contract == PC_CONTRACT_NONE  ? PCE_NONE
+                                                            : PCE_FLUSHCACHE;
+            pce_op_begin(w, e->op_id, e->addr, e->size, 0, 0, (const uint8_t *)nm, nm ? strlen(nm) : 0,
+                         contract | PCE_CONTRACT_EXPLICIT, 0);
             break;
         }
-        case PC_OP_END:
-            fprintf(f, "op %llu end", (unsigned long long)e->op_id);
-            break;
-        default:
-            continue;
+        case PC_OP_END: pce_op_end(w, e->op_id, 0); break;
+        default: break;
         }
-        if (e->stack && e->kind != PC_OP_BEGIN && e->kind != PC_OP_END) fprintf(f, " stack=%u", e->stack);
-        fputc('\n', f);
     }
+    /* markers made after the last event (those past the end belong to a reset run) */
+    for (; mk < nmarkers && markers[mk].at <= nev; mk++) put_marker(w, &markers[mk], defined, nstk);
     free(defined);
+    if (pce_finish(w) < 0) {
+        pc__set_error("cannot write the trace: %s%s%s", pce_error(w), errno ? ": " : "", errno ? strerror(errno) : "");
+        return -1;
+    }
     return 0;
 }
 
@@ -284,21 +308,16 @@ static int write_trace(const char *path) {
         free(tmp);
         return -1;
     }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        pc__set_error("cannot write %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    setvbuf(f, NULL, _IOFBF, 1 << 20);
-    int rc = write_body(f);
-    if (rc == 0 && (fflush(f) != 0 || ferror(f) || fsync(fd) != 0)) {
+    static uint8_t buf[1 << 20];
+    pce_writer w;
+    pce_init(&w, PCE_TEXT, buf, sizeof buf, fd_flush, &fd);
+    errno = 0;
+    int rc = write_body(&w);
+    if (rc == 0 && fsync(fd) != 0) {
         pc__set_error("cannot write %s: %s", tmp, strerror(errno ? errno : EIO));
         rc = -1;
     }
-    if (fclose(f) != 0 && rc == 0) {
+    if (close(fd) != 0 && rc == 0) {
         pc__set_error("cannot write %s: %s", tmp, strerror(errno));
         rc = -1;
     }
@@ -318,12 +337,50 @@ static int write_trace(const char *path) {
 
 /* ------------------------------------------------------------------ powercut.h */
 
+/* Under Valgrind the calls go to powercut's tool as client requests. Built without
+ * Valgrind's headers, the library cannot tell and always records in process. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define PC_HAVE_VALGRIND 1
+#endif
+#endif
+
+#ifdef PC_HAVE_VALGRIND
+/* 1: under powercut's tool; -1: under another tool (error set); 0: not under Valgrind. */
+static int under_valgrind(void) {
+    if (!RUNNING_ON_VALGRIND) return 0;
+    unsigned long answer = VALGRIND_DO_CLIENT_REQUEST_EXPR(0, POWERCUT_VG_HELLO, 0, 0, 0, 0, 0);
+    if (answer == POWERCUT_VG_HELLO_ANSWER) return 1;
+    pc__set_error("running under a Valgrind tool that is not powercut's (record with `powercut run -- PROGRAM`)");
+    return -1;
+}
+#define VG_REQ(code, a, b, c, d) ((long)VALGRIND_DO_CLIENT_REQUEST_EXPR(-1, (code), (a), (b), (c), (d), 0))
+#define UNDER_VALGRIND(fallback)                                                                                      \
+    int vg_mode = under_valgrind();                                                                                   \
+    if (vg_mode < 0) return fallback;                                                                                 \
+    if (vg_mode > 0)
+#else
+#define VG_REQ(code, a, b, c, d) (-1L)
+#define UNDER_VALGRIND(fallback) if (0)
+#endif
+
+static int vg_result(long r, const char *what) {
+    if (r < 0) {
+        pc__set_error("powercut's Valgrind tool refused %s (its message is in the run's output)", what);
+        return -1;
+    }
+    return (int)r;
+}
+
 int powercut_pmem(void *addr, size_t len) {
+    UNDER_VALGRIND(-1) return vg_result(VG_REQ(POWERCUT_VG_PMEM, addr, len, 0, 0), "the pmem range");
     if (pc_init() < 0) return -1;
     return pc_add_pmem((uint64_t)(uintptr_t)addr, len, 0);
 }
 
 int powercut_pmem_volatile(void *addr, size_t len) {
+    UNDER_VALGRIND(-1) return vg_result(VG_REQ(POWERCUT_VG_PMEM, addr, len, 1, 0), "the pmem range");
     if (pc_init() < 0) return -1;
     return pc_add_pmem((uint64_t)(uintptr_t)addr, len, 1);
 }
@@ -333,16 +390,50 @@ int powercut_op_begin(void *dst, size_t len, const char *name, int contract) {
         pc__set_error("unknown contract %d (expected POWERCUT_FLUSHCACHE, POWERCUT_PERSIST or POWERCUT_NONE)", contract);
         return -1;
     }
+    UNDER_VALGRIND(-1) return vg_result(VG_REQ(POWERCUT_VG_OP_BEGIN, dst, len, name, contract), "the op");
     return pc_op_begin_named((uint64_t)(uintptr_t)dst, len, name, (pc_contract)contract);
 }
 
-int powercut_op_end(void) { return pc_op_end(); }
+int powercut_op_end(void) {
+    UNDER_VALGRIND(-1) return vg_result(VG_REQ(POWERCUT_VG_OP_END, 0, 0, 0, 0), "the op end");
+    return pc_op_end();
+}
+
+int powercut_durable(const void *addr, size_t len) {
+    if (len == 0) {
+        pc__set_error("powercut_durable of 0 bytes (expected len > 0)");
+        return -1;
+    }
+    UNDER_VALGRIND(-1) return vg_result(VG_REQ(POWERCUT_VG_DURABLE, addr, len, 0, 0), "the durable assertion");
+    if ((uint64_t)(uintptr_t)addr + (len - 1) < (uint64_t)(uintptr_t)addr) {
+        pc__set_error("powercut_durable range runs past the end of memory");
+        return -1;
+    }
+    return add_marker(PCE_DURABLE, (uint64_t)(uintptr_t)addr, len, NULL);
+}
+
+int powercut_mark(const char *name) {
+    if (!name || !*name) {
+        pc__set_error("powercut_mark needs a non-empty name");
+        return -1;
+    }
+    UNDER_VALGRIND(-1) return vg_result(VG_REQ(POWERCUT_VG_MARK, name, 0, 0, 0), "the mark");
+    return add_marker(PCE_MARK, 0, 0, name);
+}
 
 int powercut_record_call(void (*fn)(void *, const void *, size_t), void *dst, const void *src, size_t n) {
+    UNDER_VALGRIND(-1) {
+        fn(dst, src, n); /* the tool sees every instruction of it */
+        return 0;
+    }
     return pc_record_call3(fn, dst, src, n);
 }
 
 int powercut_drain(void) {
+    UNDER_VALGRIND(-1) {
+        __asm__ volatile("sfence" ::: "memory"); /* the tool records the instruction */
+        return 0;
+    }
     if (pc_init() < 0) return -1;
     if (pc__stepping()) {
         /* stepped: the handler sees and records this sfence */
@@ -355,8 +446,20 @@ int powercut_drain(void) {
 
 void powercut_set_budget(uint64_t max_instructions) { pc_set_budget(max_instructions); }
 void powercut_capture_data(int on) { pc_set_capture_data(on); }
-int powercut_write_trace(const char *path) { return write_trace(path); }
-void powercut_reset(void) { pc_reset(); }
+
+int powercut_write_trace(const char *path) {
+    UNDER_VALGRIND(-1) return 0; /* `powercut run` writes the whole program's trace */
+    return write_trace(path);
+}
+
+void powercut_reset(void) {
+#ifdef PC_HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND) (void)VG_REQ(POWERCUT_VG_RESET, 0, 0, 0, 0);
+#endif
+    free_markers();
+    pc_reset();
+}
+
 const char *powercut_error(void) { return pc_error(); }
 
 #endif /* __linux__ && __x86_64__ */

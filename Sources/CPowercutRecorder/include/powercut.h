@@ -45,6 +45,13 @@
  *
  * The trace is written crash-safely (PATH.incomplete, fsync, rename to PATH, fsync of
  * the directory) in the text format `powercut-trace 1`.
+ *
+ * Under Valgrind (`powercut run -- ./harness`): the same harness records unchanged.
+ * Every function then sends a client request to powercut's Valgrind tool, which records
+ * every instruction of every thread anyway: powercut_pmem/_pmem_volatile declare
+ * ranges, ops/durable/mark become trace records, record_call just calls, the knobs and
+ * powercut_write_trace do nothing (`powercut run` writes the trace; see Docs/run.md).
+ * Under another Valgrind tool the functions fail with a message saying so.
  */
 #ifndef POWERCUT_H
 #define POWERCUT_H
@@ -81,6 +88,13 @@ int powercut_stop(void);
 /* Executes a real sfence and records it (the caller's drain after flushcache ops). */
 int powercut_drain(void);
 
+/* Assert that [addr, addr+len) is durable at this point of the program (a `durable`
+ * record: the check reports every byte of it that a power failure could still lose). */
+int powercut_durable(const void *addr, size_t len);
+/* A named point in the run (a `mark` record, shown by `powercut show` and `explain`);
+ * any bytes, escaped in the text form. */
+int powercut_mark(const char *name);
+
 /* Optional knobs: instructions allowed per recorded call or start/stop region (0 =
  * unlimited, the default); capture the bytes each store wrote (data= in the trace). */
 void powercut_set_budget(uint64_t max_instructions);
@@ -93,6 +107,21 @@ int powercut_write_trace(const char *path);
 void powercut_reset(void);
 
 const char *powercut_error(void);
+
+/* Client requests of powercut's Valgrind tool (what the functions above send when
+ * RUNNING_ON_VALGRIND; a harness may also send them by hand with
+ * VALGRIND_DO_CLIENT_REQUEST_EXPR). Results: 0 or -1, op begin: the op id. */
+#define POWERCUT_VG_BASE ((unsigned)(('p' << 24) | ('c' << 16)))
+enum {
+    POWERCUT_VG_HELLO = POWERCUT_VG_BASE + 0,       /* () -> POWERCUT_VG_HELLO_ANSWER */
+    POWERCUT_VG_PMEM = POWERCUT_VG_BASE + 1,        /* (addr, len, is_volatile) */
+    POWERCUT_VG_OP_BEGIN = POWERCUT_VG_BASE + 2,    /* (dst, len, name or 0, contract) */
+    POWERCUT_VG_OP_END = POWERCUT_VG_BASE + 3,      /* () */
+    POWERCUT_VG_DURABLE = POWERCUT_VG_BASE + 4,     /* (addr, len) */
+    POWERCUT_VG_MARK = POWERCUT_VG_BASE + 5,        /* (name) */
+    POWERCUT_VG_RESET = POWERCUT_VG_BASE + 6        /* () releases the ranges declared so */
+};
+#define POWERCUT_VG_HELLO_ANSWER 0x70637574 /* "pcut" */
 
 #ifdef __cplusplus
 }
