@@ -39,6 +39,26 @@
 //   wpqflush       (wpq) marks the queued bytes for the next fence
 //
 // Bytes in a `volatile` pmem range are never at risk; a write-back there is overhead.
+// `pmem` between events declares a range from that point on; `pmem-release` ends one and
+// forgets its bytes' states (nobody can recover them any more); `mark` changes nothing.
+//
+// THREADS
+//
+// Events name the thread that ran them (0 when the trace names none). Caches are shared,
+// ordering is per thread, as on x86:
+//
+//   write-back by T     the line's dirty bytes (whoever stored them) become flushing, and
+//                       every flushing byte of the line is covered by T
+//   ntstore by T        its bytes are wc, stored by T
+//   fence by T          only flushing bytes covered by T and wc bytes stored by T move on
+//                       (eadr: also dirty bytes whose newest store is T's; wpq: they
+//                       become queued, and bytes queued at a flush hint of any thread
+//                       reach the media at the next fence of any thread)
+//   clflush             immediate, as with one thread
+//
+// An op belongs to the thread that began it: only that thread's stores can be out of its
+// bounds, its drain point is that thread's first fence at or after its end, and ops of
+// different threads may overlap.
 //
 // A trace of N events has N+1 cut points; cut k is a power failure after event k-1 and
 // before event k. The replayer (Replayer.swift) walks them in order and judges the op
@@ -116,35 +136,76 @@ final class PersistenceModel {
     let lineSize: Int
     private let lineShift: UInt64
     private let wordsPerLine: Int
-    private let ranges: [PmemRange]   // sorted by base
+    /// The declared ranges, sorted by base; `pmem` and `pmem-release` between events
+    /// add and remove them.
+    private(set) var ranges: [PmemRange]
     // The same ranges as plain numbers, for the per-event lookups (no String retains).
-    private let rangeBase: UnsafeMutablePointer<UInt64>
-    private let rangeLast: UnsafeMutablePointer<UInt64>     // inclusive
-    private let rangeVolatile: UnsafeMutablePointer<Bool>
-    private let rangeCount: Int
+    private var rangeBase: UnsafeMutablePointer<UInt64>
+    private var rangeLast: UnsafeMutablePointer<UInt64>     // inclusive
+    private var rangeVolatile: UnsafeMutablePointer<Bool>
+    private var rangeCount: Int
+    private var rangeCapacity: Int
     private var lastRange = 0
+    /// Stores with at least one byte outside every declared range.
+    private(set) var storesOutside: UInt64 = 0
 
     // Slot storage, grown on demand. Masks are laid out [slot][mask][word].
     private static let maskCount = 6
     private static let dirtyMask = 0, flushingMask = 1, wcMask = 2, queuedMask = 3, hintedMask = 4, ntMask = 5
     private var capacity = 0
     private var masks: UnsafeMutablePointer<UInt64>
-    private var storeSeq: UnsafeMutablePointer<UInt64>
-    private var viaSeq: UnsafeMutablePointer<UInt64>
-    private var stackOf: UnsafeMutablePointer<UInt32>
+    // Per byte, an index into the slot's table of events: the newest store (for at-risk
+    // bytes) and the event that moved the byte (for flushing and queued bytes). One byte
+    // per index for lines of up to 64 bytes, two above. The table holds the event's
+    // number and stack; `inlineRecords` entries per slot, more in an overflow table
+    // when a line holds that many live ones. The table is compacted when full, so its
+    // size follows the distinct events the line's at-risk bytes still name.
+    private let wideIndex: Bool
+    private var storeIdx: UnsafeMutableRawPointer
+    private var viaIdx: UnsafeMutableRawPointer
+    private static let inlineRecords = 16
+    private var recSeq: UnsafeMutablePointer<UInt64>
+    private var recStack: UnsafeMutablePointer<UInt32>
+    private var recCount: UnsafeMutablePointer<Int32>
+    /// Compact the slot's table when its count reaches this.
+    private var recLimit: UnsafeMutablePointer<Int32>
+    private var recExt: UnsafeMutablePointer<Int32>      // index into `overflow` (-1: none)
+    private var overflow: [RecordOverflow] = []
+    private var freeOverflow: [Int32] = []
     private var lineOf: UnsafeMutablePointer<UInt64>     // the slot's line number
     private var livePosition: UnsafeMutablePointer<Int32>
     private var isPending: UnsafeMutablePointer<Bool>
+    private var tagHead: UnsafeMutablePointer<Int32>    // the slot's first thread tag (-1: none)
     private var freeSlots: [Int32] = []
     private var slotsUsed: Int32 = 0
     private var table = LineTable()
     /// Slots in use, dense, for whole-model walks.
     private(set) var live: [Int32] = []
-    /// Slots with flushing, wc or queued bytes: what a fence or wpqflush must visit.
+    /// One thread: slots with flushing, wc or queued bytes, what a fence or wpqflush must
+    /// visit. Several threads: slots with queued bytes (the per-thread lists hold the rest).
     private var pending: [Int32] = []
     private var visiting: [Int32] = []
     private var lastLine: UInt64 = .max
     private var lastSlot: Int32 = -1
+
+    // Threads. While every event comes from one thread (`soleThread`) the masks say all
+    // there is. From the first event of a second thread on (`multi`), each live line
+    // also has a tag per thread that touched it: `owned` (at-risk bytes whose newest
+    // store is the thread's) and `covered` (flushing bytes a write-back of the thread
+    // covers). A fence by T visits only the lines in T's pending list.
+    private var soleThread: UInt32 = 0
+    private(set) var multi = false
+    /// The thread of the events being applied.
+    private(set) var thread: UInt32 = 0
+    private var tagThread: [UInt32] = []
+    private var tagSlot: [Int32] = []
+    private var tagNext: [Int32] = []
+    private var tagPending: [Bool] = []
+    private var tagMasks: [UInt64] = []   // per tag: owned words, then covered words
+    private var tagFree: [Int32] = []
+    /// Per thread: slots where its tag may have covered flushing or owned wc bytes (eadr:
+    /// also dirty ones). May hold stale entries; a tag's `pending` flag is the truth.
+    private var pendingBy: [UInt32: [Int32]] = [:]
 
     /// At-risk bytes by state (dirty, flushing, wc, queued), kept up to date for the
     /// per-cut series. Behind a pointer: no exclusivity checks on the hot path.
@@ -170,9 +231,10 @@ final class PersistenceModel {
         wordsPerLine = max(1, Int(lineSize) / 64)
         self.ranges = ranges.sorted { $0.base < $1.base }
         rangeCount = self.ranges.count
-        rangeBase = .allocate(capacity: max(1, rangeCount))
-        rangeLast = .allocate(capacity: max(1, rangeCount))
-        rangeVolatile = .allocate(capacity: max(1, rangeCount))
+        rangeCapacity = max(4, rangeCount)
+        rangeBase = .allocate(capacity: rangeCapacity)
+        rangeLast = .allocate(capacity: rangeCapacity)
+        rangeVolatile = .allocate(capacity: rangeCapacity)
         for (i, r) in self.ranges.enumerated() {
             rangeBase[i] = r.base
             rangeLast[i] = r.base &+ (r.length - 1)
@@ -181,12 +243,18 @@ final class PersistenceModel {
         counters = .allocate(capacity: 4)
         counters.initialize(repeating: 0, count: 4)
         masks = .allocate(capacity: 0)
-        storeSeq = .allocate(capacity: 0)
-        viaSeq = .allocate(capacity: 0)
-        stackOf = .allocate(capacity: 0)
+        wideIndex = lineSize > 64
+        storeIdx = .allocate(byteCount: 0, alignment: 8)
+        viaIdx = .allocate(byteCount: 0, alignment: 8)
+        recSeq = .allocate(capacity: 0)
+        recStack = .allocate(capacity: 0)
+        recCount = .allocate(capacity: 0)
+        recLimit = .allocate(capacity: 0)
+        recExt = .allocate(capacity: 0)
         lineOf = .allocate(capacity: 0)
         livePosition = .allocate(capacity: 0)
         isPending = .allocate(capacity: 0)
+        tagHead = .allocate(capacity: 0)
         growSlots(to: 64)
     }
 
@@ -196,12 +264,17 @@ final class PersistenceModel {
         rangeVolatile.deallocate()
         counters.deallocate()
         masks.deallocate()
-        storeSeq.deallocate()
-        viaSeq.deallocate()
-        stackOf.deallocate()
+        storeIdx.deallocate()
+        viaIdx.deallocate()
+        recSeq.deallocate()
+        recStack.deallocate()
+        recCount.deallocate()
+        recLimit.deallocate()
+        recExt.deallocate()
         lineOf.deallocate()
         livePosition.deallocate()
         isPending.deallocate()
+        tagHead.deallocate()
         table.deallocate()
     }
 
@@ -214,12 +287,25 @@ final class PersistenceModel {
             p = q
         }
         grow(&masks, Self.maskCount * wordsPerLine, 0)
-        grow(&storeSeq, lineSize, 0)
-        grow(&viaSeq, lineSize, 0)
-        grow(&stackOf, lineSize, 0)
+        func growRaw(_ p: inout UnsafeMutableRawPointer) {
+            let per = lineSize * (wideIndex ? 2 : 1)
+            let q = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * per, alignment: 8)
+            q.initializeMemory(as: UInt8.self, repeating: 0, count: newCapacity * per)
+            if capacity > 0 { q.copyMemory(from: p, byteCount: capacity * per) }
+            p.deallocate()
+            p = q
+        }
+        growRaw(&storeIdx)
+        growRaw(&viaIdx)
+        grow(&recSeq, Self.inlineRecords, 0)
+        grow(&recStack, Self.inlineRecords, 0)
+        grow(&recCount, 1, 0)
+        grow(&recLimit, 1, Int32(Self.inlineRecords))
+        grow(&recExt, 1, -1)
         grow(&lineOf, 1, 0)
         grow(&livePosition, 1, -1)
         grow(&isPending, 1, false)
+        grow(&tagHead, 1, -1)
         capacity = newCapacity
     }
 
@@ -233,40 +319,120 @@ final class PersistenceModel {
     func rangeIndex(containing address: UInt64) -> Int? {
         let r = lastRange
         if r < rangeCount && address >= rangeBase[r] && address <= rangeLast[r] { return r }
-        var lo = 0, hi = rangeCount
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if rangeBase[mid] <= address { lo = mid + 1 } else { hi = mid }
-        }
+        let lo = firstRange(after: address)
         guard lo > 0, address <= rangeLast[lo - 1] else { return nil }
         lastRange = lo - 1
         return lo - 1
     }
 
+    /// The index of the first range whose base is above `address`.
+    private func firstRange(after address: UInt64) -> Int {
+        var lo = 0, hi = rangeCount
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if rangeBase[mid] <= address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// The index of the first range that ends at or after `address`.
+    private func firstRange(endingFrom address: UInt64) -> Int {
+        let i = firstRange(after: address)
+        return i > 0 && rangeLast[i - 1] >= address ? i - 1 : i
+    }
+
     /// Calls `body` with each piece of [first, last] (inclusive) that lies in a declared
     /// range, in address order, with that range.
     func forEachPmemPiece(_ first: UInt64, _ last: UInt64, _ body: (UInt64, UInt64, PmemRange) -> Void) {
-        for r in ranges {
-            let rLast = r.base &+ (r.length - 1)
-            if rLast < first { continue }
-            if r.base > last { break }
-            body(max(first, r.base), min(last, rLast), r)
+        var i = firstRange(endingFrom: first)
+        while i < rangeCount && rangeBase[i] <= last {
+            body(max(first, rangeBase[i]), min(last, rangeLast[i]), ranges[i])
+            i += 1
         }
     }
 
     /// Calls `body` with the pieces of [first, last] that no declared range covers.
     func forEachUntrackedPiece(_ first: UInt64, _ last: UInt64, _ body: (UInt64, UInt64) -> Void) {
         var cursor = first
-        var done = false
-        for r in ranges {
-            let rLast = r.base &+ (r.length - 1)
-            if rLast < cursor { continue }
-            if r.base > last { break }
-            if r.base > cursor { body(cursor, r.base - 1) }
-            if rLast >= last { done = true; break }
-            cursor = rLast + 1
+        var i = firstRange(endingFrom: first)
+        while i < rangeCount && rangeBase[i] <= last {
+            if rangeBase[i] > cursor { body(cursor, rangeBase[i] - 1) }
+            if rangeLast[i] >= last { return }
+            cursor = rangeLast[i] + 1
+            i += 1
         }
-        if !done { body(cursor, last) }
+        body(cursor, last)
+    }
+
+    /// `pmem` between events: a range tracked from here on. The reader has checked that
+    /// it overlaps no range tracked now.
+    func addRange(_ r: PmemRange) {
+        guard r.length > 0 else { return }
+        if rangeCount == rangeCapacity {
+            let c = rangeCapacity * 2
+            func grow<T>(_ p: inout UnsafeMutablePointer<T>) {
+                let q = UnsafeMutablePointer<T>.allocate(capacity: c)
+                q.moveInitialize(from: p, count: rangeCount)
+                p.deallocate()
+                p = q
+            }
+            grow(&rangeBase)
+            grow(&rangeLast)
+            grow(&rangeVolatile)
+            rangeCapacity = c
+        }
+        let i = firstRange(after: r.base)
+        let tail = rangeCount - i
+        (rangeBase + i + 1).moveInitialize(from: rangeBase + i, count: tail)
+        (rangeLast + i + 1).moveInitialize(from: rangeLast + i, count: tail)
+        (rangeVolatile + i + 1).moveInitialize(from: rangeVolatile + i, count: tail)
+        rangeBase[i] = r.base
+        rangeLast[i] = r.base &+ (r.length - 1)
+        rangeVolatile[i] = r.isVolatile
+        ranges.insert(r, at: i)
+        rangeCount += 1
+        lastRange = i
+    }
+
+    /// `pmem-release BASE LEN`: the range declared with exactly this base and length
+    /// stops being tracked and its bytes' states are dropped. False when no such range.
+    @discardableResult
+    func removeRange(base: UInt64, length: UInt64) -> Bool {
+        let i = firstRange(after: base) - 1
+        guard i >= 0, rangeBase[i] == base, ranges[i].length == length else { return false }
+        dropStates(base, rangeLast[i])
+        let tail = rangeCount - i - 1
+        (rangeBase + i).moveInitialize(from: rangeBase + i + 1, count: tail)
+        (rangeLast + i).moveInitialize(from: rangeLast + i + 1, count: tail)
+        (rangeVolatile + i).moveInitialize(from: rangeVolatile + i + 1, count: tail)
+        ranges.remove(at: i)
+        rangeCount -= 1
+        lastRange = 0
+        return true
+    }
+
+    /// Forgets the state of every byte of [first, last].
+    private func dropStates(_ first: UInt64, _ last: UInt64) {
+        let lineMask = UInt64(lineSize - 1)
+        let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
+        for (line, s) in slots(firstLine, lastLineNumber) {
+            let lo = line == firstLine ? Int(first & lineMask) : 0
+            let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
+            forEachWord(lo, hi) { w, m in
+                for k in 0..<Self.maskCount {
+                    let p = maskPointer(s, k)
+                    if k <= Self.queuedMask { counters[k] -= pop(p[w] & m) }
+                    p[w] &= ~m
+                }
+                var t = tagHead[Int(s)]
+                while t >= 0 {
+                    tagMasks[tagOwned(t) + w] &= ~m
+                    tagMasks[tagCovered(t) + w] &= ~m
+                    t = tagNext[Int(t)]
+                }
+            }
+            if isAllDurable(s) { release(s) }
+        }
     }
 
     // MARK: Slots
@@ -298,8 +464,30 @@ final class PersistenceModel {
         return s
     }
 
+    /// The live slots of lines firstLine...lastLine, in line order.
+    private func slots(_ firstLine: UInt64, _ lastLine: UInt64) -> [(UInt64, Int32)] {
+        var out: [(UInt64, Int32)] = []
+        if live.isEmpty { return out }
+        if lastLine - firstLine < UInt64(live.count) {
+            var line = firstLine
+            while true {
+                if let s = table.find(line) { out.append((line, s)) }
+                if line == lastLine { break }
+                line += 1
+            }
+        } else {
+            for s in live {
+                let line = lineOf[Int(s)]
+                if line >= firstLine && line <= lastLine { out.append((line, s)) }
+            }
+            out.sort { $0.0 < $1.0 }
+        }
+        return out
+    }
+
     /// Drops a slot whose bytes are all durable.
     private func release(_ s: Int32) {
+        if isPending[Int(s)] { removeFromPending(s) }
         let line = lineOf[Int(s)]
         table.remove(line)
         if lastLine == line { lastLine = .max; lastSlot = -1 }
@@ -312,6 +500,14 @@ final class PersistenceModel {
         livePosition[Int(s)] = -1
         let m = masks + Int(s) * Self.maskCount * wordsPerLine
         m.update(repeating: 0, count: Self.maskCount * wordsPerLine)
+        if tagHead[Int(s)] >= 0 { freeTags(s) }
+        recCount[Int(s)] = 0
+        recLimit[Int(s)] = Int32(Self.inlineRecords)
+        if recExt[Int(s)] >= 0 {
+            overflow[Int(recExt[Int(s)])].removeAll()
+            freeOverflow.append(recExt[Int(s)])
+            recExt[Int(s)] = -1
+        }
         freeSlots.append(s)
     }
 
@@ -335,12 +531,22 @@ final class PersistenceModel {
         return false
     }
 
+    private func hasQueuedBytes(_ s: Int32) -> Bool {
+        for w in 0..<wordsPerLine where maskPointer(s, Self.queuedMask)[w] != 0 { return true }
+        return false
+    }
+
     @inline(__always)
     private func markPending(_ s: Int32) {
         if !isPending[Int(s)] {
             isPending[Int(s)] = true
             pending.append(s)
         }
+    }
+
+    private func removeFromPending(_ s: Int32) {
+        if let i = pending.firstIndex(of: s) { pending.remove(at: i) }
+        isPending[Int(s)] = false
     }
 
     @inline(__always)
@@ -350,8 +556,276 @@ final class PersistenceModel {
         return (width == 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1) << UInt64(lo)
     }
 
+    /// Calls `body` with each word of bytes lo..<hi of a line and the mask of those bytes in it.
+    @inline(__always)
+    private func forEachWord(_ lo: Int, _ hi: Int, _ body: (Int, UInt64) -> Void) {
+        var w = lo >> 6
+        let lastWord = (hi - 1) >> 6
+        while w <= lastWord {
+            body(w, Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6)))
+            w += 1
+        }
+    }
+
     @inline(__always)
     private func pop(_ x: UInt64) -> UInt64 { counting ? UInt64(x.nonzeroBitCount) : 0 }
+
+    // MARK: Event records
+
+    @inline(__always)
+    private func setStore(_ s: Int32, _ lo: Int, _ hi: Int, _ r: Int) {
+        if wideIndex {
+            (storeIdx.assumingMemoryBound(to: UInt16.self) + Int(s) * lineSize + lo).update(repeating: UInt16(r), count: hi - lo)
+        } else {
+            (storeIdx.assumingMemoryBound(to: UInt8.self) + Int(s) * lineSize + lo).update(repeating: UInt8(r), count: hi - lo)
+        }
+    }
+
+    /// The bytes of word w set in `bytes` were moved by event record r.
+    @inline(__always)
+    private func setVia(_ s: Int32, _ w: Int, _ bytes: UInt64, _ r: Int) {
+        var b = bytes
+        let base = Int(s) * lineSize + (w << 6)
+        if wideIndex {
+            let p = viaIdx.assumingMemoryBound(to: UInt16.self) + base
+            while b != 0 {
+                p[b.trailingZeroBitCount] = UInt16(r)
+                b &= b - 1
+            }
+        } else {
+            let p = viaIdx.assumingMemoryBound(to: UInt8.self) + base
+            while b != 0 {
+                p[b.trailingZeroBitCount] = UInt8(r)
+                b &= b - 1
+            }
+        }
+    }
+
+    @inline(__always)
+    private func storeIndex(_ s: Int32, _ i: Int) -> Int {
+        wideIndex ? Int(storeIdx.assumingMemoryBound(to: UInt16.self)[Int(s) * lineSize + i])
+            : Int(storeIdx.assumingMemoryBound(to: UInt8.self)[Int(s) * lineSize + i])
+    }
+
+    @inline(__always)
+    private func viaIndex(_ s: Int32, _ i: Int) -> Int {
+        wideIndex ? Int(viaIdx.assumingMemoryBound(to: UInt16.self)[Int(s) * lineSize + i])
+            : Int(viaIdx.assumingMemoryBound(to: UInt8.self)[Int(s) * lineSize + i])
+    }
+
+    /// The event number and stack of record r of slot s.
+    private func record(_ s: Int32, _ r: Int) -> (seq: UInt64, stack: UInt32) {
+        if r < Self.inlineRecords {
+            let k = Int(s) * Self.inlineRecords + r
+            return (recSeq[k], recStack[k])
+        }
+        let o = overflow[Int(recExt[Int(s)])]
+        return (o.seq[r - Self.inlineRecords], o.stack[r - Self.inlineRecords])
+    }
+
+    /// Adds an event to the slot's table and returns its index.
+    @inline(__always)
+    private func addRecord(_ s: Int32, seq: UInt64, stack: UInt32) -> Int {
+        let n = Int(recCount[Int(s)])
+        if n < Self.inlineRecords && n < Int(recLimit[Int(s)]) {
+            let k = Int(s) * Self.inlineRecords + n
+            recSeq[k] = seq
+            recStack[k] = stack
+            recCount[Int(s)] = Int32(n + 1)
+            return n
+        }
+        return addRecordSlowly(s, seq: seq, stack: stack)
+    }
+
+    private func addRecordSlowly(_ s: Int32, seq: UInt64, stack: UInt32) -> Int {
+        if recCount[Int(s)] >= recLimit[Int(s)] {
+            compactRecords(s)
+            // Room for as many again as are live, so compaction stays rare, within what
+            // the index width can name.
+            let live = Int(recCount[Int(s)])
+            recLimit[Int(s)] = Int32(min(max(Self.inlineRecords, 2 * live + 1), wideIndex ? 65536 : 256))
+        }
+        let n = Int(recCount[Int(s)])
+        if n < Self.inlineRecords { return addRecord(s, seq: seq, stack: stack) }
+        if recExt[Int(s)] < 0 {
+            if let f = freeOverflow.popLast() {
+                recExt[Int(s)] = f
+            } else {
+                recExt[Int(s)] = Int32(overflow.count)
+                overflow.append(RecordOverflow())
+            }
+        }
+        let o = overflow[Int(recExt[Int(s)])]
+        o.seq.append(seq)
+        o.stack.append(stack)
+        recCount[Int(s)] = Int32(n + 1)
+        return n
+    }
+
+    /// Keeps only the records that at-risk bytes still name, renumbered.
+    private func compactRecords(_ s: Int32) {
+        let n = Int(recCount[Int(s)])
+        var remap = [Int32](repeating: -1, count: n)
+        var kept: [(UInt64, UInt32)] = []
+        func keep(_ r: Int) -> Int {
+            if remap[r] < 0 {
+                remap[r] = Int32(kept.count)
+                kept.append(record(s, r))
+            }
+            return Int(remap[r])
+        }
+        for w in 0..<wordsPerLine {
+            let risky = maskPointer(s, Self.dirtyMask)[w] | maskPointer(s, Self.flushingMask)[w]
+                | maskPointer(s, Self.wcMask)[w] | maskPointer(s, Self.queuedMask)[w]
+            let moved = maskPointer(s, Self.flushingMask)[w] | maskPointer(s, Self.queuedMask)[w]
+            var b = risky
+            while b != 0 {
+                let i = (w << 6) + b.trailingZeroBitCount
+                let r = keep(storeIndex(s, i))
+                setStore(s, i, i + 1, r)
+                b &= b - 1
+            }
+            b = moved
+            while b != 0 {
+                let bit = b & (0 &- b)
+                let i = (w << 6) + b.trailingZeroBitCount
+                setVia(s, w, bit, keep(viaIndex(s, i)))
+                b &= b - 1
+            }
+        }
+        let base = Int(s) * Self.inlineRecords
+        for (k, r) in kept.prefix(Self.inlineRecords).enumerated() {
+            recSeq[base + k] = r.0
+            recStack[base + k] = r.1
+        }
+        if recExt[Int(s)] >= 0 {
+            let o = overflow[Int(recExt[Int(s)])]
+            o.removeAll()
+            for r in kept.dropFirst(Self.inlineRecords) {
+                o.seq.append(r.0)
+                o.stack.append(r.1)
+            }
+        }
+        recCount[Int(s)] = Int32(kept.count)
+    }
+
+    // MARK: Thread tags
+
+    /// The thread of the events that follow.
+    func setThread(_ t: UInt32) {
+        thread = t
+        guard !multi, t != soleThread else { return }
+        if live.isEmpty { soleThread = t } else { enterMulti() }
+    }
+
+    /// A second thread appeared: every at-risk byte so far is the sole thread's.
+    private func enterMulti() {
+        multi = true
+        for s in live {
+            let tg = makeTag(s, soleThread)
+            var needsFence = false
+            for w in 0..<wordsPerLine {
+                let flushing = maskPointer(s, Self.flushingMask)[w], wc = maskPointer(s, Self.wcMask)[w]
+                let dirty = maskPointer(s, Self.dirtyMask)[w]
+                tagMasks[tagOwned(tg) + w] = dirty | wc | flushing
+                tagMasks[tagCovered(tg) + w] = flushing
+                if flushing | wc != 0 || (domain == .eadr && dirty != 0) { needsFence = true }
+            }
+            if needsFence { markThreadPending(tg) }
+        }
+        // The shared list keeps only the lines with queued bytes.
+        for s in pending { isPending[Int(s)] = false }
+        let old = pending
+        pending.removeAll(keepingCapacity: true)
+        for s in old where hasQueuedBytes(s) { markPending(s) }
+    }
+
+    @inline(__always) private func tagOwned(_ t: Int32) -> Int { Int(t) * 2 * wordsPerLine }
+    @inline(__always) private func tagCovered(_ t: Int32) -> Int { Int(t) * 2 * wordsPerLine + wordsPerLine }
+
+    private func tag(_ s: Int32, _ thread: UInt32) -> Int32? {
+        var t = tagHead[Int(s)]
+        while t >= 0 {
+            if tagThread[Int(t)] == thread { return t }
+            t = tagNext[Int(t)]
+        }
+        return nil
+    }
+
+    private func makeTag(_ s: Int32, _ thread: UInt32) -> Int32 {
+        if let t = tag(s, thread) { return t }
+        let t: Int32
+        if let f = tagFree.popLast() {
+            t = f
+            tagThread[Int(t)] = thread
+            tagSlot[Int(t)] = s
+            tagPending[Int(t)] = false
+            for w in 0..<(2 * wordsPerLine) { tagMasks[tagOwned(t) + w] = 0 }
+        } else {
+            t = Int32(tagThread.count)
+            tagThread.append(thread)
+            tagSlot.append(s)
+            tagNext.append(-1)
+            tagPending.append(false)
+            tagMasks.append(contentsOf: repeatElement(0, count: 2 * wordsPerLine))
+        }
+        tagNext[Int(t)] = tagHead[Int(s)]
+        tagHead[Int(s)] = t
+        return t
+    }
+
+    private func freeTags(_ s: Int32) {
+        var t = tagHead[Int(s)]
+        while t >= 0 {
+            tagPending[Int(t)] = false
+            tagSlot[Int(t)] = -1
+            tagFree.append(t)
+            t = tagNext[Int(t)]
+        }
+        tagHead[Int(s)] = -1
+    }
+
+    private func markThreadPending(_ t: Int32) {
+        guard !tagPending[Int(t)] else { return }
+        tagPending[Int(t)] = true
+        let thread = tagThread[Int(t)]
+        pendingBy[thread, default: []].append(tagSlot[Int(t)])
+        if let n = pendingBy[thread]?.count, n > 64 && n > 2 * live.count {
+            // Drop stale entries (lines released or fenced since) so the list follows
+            // what is at risk.
+            var seen = Set<Int32>()
+            pendingBy[thread] = pendingBy[thread]!.filter { s in
+                guard let tg = tag(s, thread), tagPending[Int(tg)] else { return false }
+                return seen.insert(s).inserted
+            }
+        }
+    }
+
+    /// A store by `thread` to bytes lo..<hi of slot s (masks already updated): the
+    /// bytes' newest store is the thread's.
+    private func tagStore(_ s: Int32, _ lo: Int, _ hi: Int, nonTemporal: Bool) {
+        let mine = makeTag(s, thread)
+        forEachWord(lo, hi) { w, m in
+            var t = tagHead[Int(s)]
+            while t >= 0 {
+                tagMasks[tagOwned(t) + w] &= ~m
+                tagMasks[tagCovered(t) + w] &= ~m
+                t = tagNext[Int(t)]
+            }
+            tagMasks[tagOwned(mine) + w] |= m
+        }
+        if nonTemporal || domain == .eadr { markThreadPending(mine) }
+    }
+
+    /// A write-back by `thread`: it covers every flushing byte of the line.
+    private func tagWriteBack(_ s: Int32) {
+        var any = false
+        for w in 0..<wordsPerLine where maskPointer(s, Self.flushingMask)[w] != 0 { any = true }
+        guard any else { return }
+        let mine = makeTag(s, thread)
+        for w in 0..<wordsPerLine { tagMasks[tagCovered(mine) + w] |= maskPointer(s, Self.flushingMask)[w] }
+        markThreadPending(mine)
+    }
 
     // MARK: Events
 
@@ -361,22 +835,55 @@ final class PersistenceModel {
     func store(_ address: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         let last = address &+ (size - 1)
         if let r = rangeIndex(containing: address), last <= rangeLast[r] {
-            if rangeVolatile[r] { return }
-            storeTracked(address, last, seq: seq, stack: stack, nonTemporal: nonTemporal)
-            return
+            if !rangeVolatile[r] { storeTracked(address, last, seq: seq, stack: stack, nonTemporal: nonTemporal) }
+        } else {
+            var covered: UInt64 = 0
+            forEachPmemPiece(address, last) { first, pieceLast, range in
+                covered &+= pieceLast - first + 1
+                if !range.isVolatile { storeTracked(first, pieceLast, seq: seq, stack: stack, nonTemporal: nonTemporal) }
+            }
+            if covered != size { storesOutside += 1 }
         }
-        forEachPmemPiece(address, last) { first, pieceLast, range in
-            if !range.isVolatile { storeTracked(first, pieceLast, seq: seq, stack: stack, nonTemporal: nonTemporal) }
+        if nonTemporal && ntEvicts && !live.isEmpty {
+            // Each line the store touches is evicted, whatever range the store lies in.
+            var line = address >> lineShift
+            while true {
+                if let s = slot(forLine: line, create: false) { evict(s, seq: seq) }
+                if line == last >> lineShift { break }
+                line += 1
+            }
         }
+    }
+
+    /// --nt-evicts: a non-temporal store evicts its line with the line's dirty bytes,
+    /// which become flushing (covered by the storing thread).
+    private func evict(_ s: Int32, seq: UInt64) {
+        let dirty = maskPointer(s, Self.dirtyMask), flushing = maskPointer(s, Self.flushingMask)
+        var any = false
+        for w in 0..<wordsPerLine where dirty[w] != 0 { any = true }
+        guard any else { return }
+        let via = addRecord(s, seq: seq, stack: 0)
+        for w in 0..<wordsPerLine where dirty[w] != 0 {
+            let d = dirty[w]
+            counters[Self.cDirty] -= pop(d)
+            counters[Self.cFlushing] += pop(d)
+            flushing[w] |= d
+            dirty[w] = 0
+            if multi { tagMasks[tagCovered(makeTag(s, thread)) + w] |= d }
+            setVia(s, w, d, via)
+        }
+        if multi { markThreadPending(makeTag(s, thread)) } else { markPending(s) }
     }
 
     @inline(__always)
     private func storeTracked(_ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
-        if wordsPerLine == 1 && first >> lineShift == last >> lineShift && !counting && !ntEvicts {
-            // The common case: one line of at most 64 bytes, one word per mask.
+        if wordsPerLine == 1 && first >> lineShift == last >> lineShift && !counting && !ntEvicts && !multi {
+            // The common case: one line of at most 64 bytes, one word per mask, one thread.
             let lineMask = UInt64(lineSize - 1)
             let lo = Int(first & lineMask), hi = Int(last & lineMask) + 1
             let s = slot(forLine: first >> lineShift, create: true)!
+            // The record first: compacting the table reads the masks as they were.
+            let r = addRecord(s, seq: seq, stack: stack)
             let m = Self.bits(lo, hi)
             let p = masks + Int(s) * Self.maskCount
             p[Self.flushingMask] &= ~m
@@ -392,9 +899,7 @@ final class PersistenceModel {
                 p[Self.wcMask] &= ~m
                 p[Self.ntMask] &= ~m
             }
-            let base = Int(s) * lineSize
-            (storeSeq + base + lo).update(repeating: seq, count: hi - lo)
-            (stackOf + base + lo).update(repeating: stack, count: hi - lo)
+            setStore(s, lo, hi, r)
             return
         }
         var line = first >> lineShift
@@ -409,15 +914,12 @@ final class PersistenceModel {
         }
     }
 
-    @inline(__always)
     private func storeLine(_ s: Int32, _ lo: Int, _ hi: Int, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         let dirty = maskPointer(s, Self.dirtyMask), flushing = maskPointer(s, Self.flushingMask)
         let wc = maskPointer(s, Self.wcMask), queued = maskPointer(s, Self.queuedMask)
         let hinted = maskPointer(s, Self.hintedMask), nt = maskPointer(s, Self.ntMask)
-        var w = lo >> 6
-        let lastWord = (hi - 1) >> 6
-        while w <= lastWord {
-            let m = Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6))
+        let r = addRecord(s, seq: seq, stack: stack)
+        forEachWord(lo, hi) { w, m in
             counters[Self.cDirty] -= pop(dirty[w] & m)
             counters[Self.cFlushing] -= pop(flushing[w] & m)
             counters[Self.cWC] -= pop(wc[w] & m)
@@ -436,29 +938,10 @@ final class PersistenceModel {
                 nt[w] &= ~m
                 counters[Self.cDirty] += pop(m)
             }
-            w += 1
         }
-        let base = Int(s) * lineSize
-        (storeSeq + base + lo).update(repeating: seq, count: hi - lo)
-        (stackOf + base + lo).update(repeating: stack, count: hi - lo)
-        if nonTemporal {
-            markPending(s)
-            if ntEvicts {
-                // The line is evicted with its other dirty bytes: they are on their way.
-                let vias = viaSeq + base
-                for w in 0..<wordsPerLine where dirty[w] != 0 {
-                    var d = dirty[w]
-                    counters[Self.cDirty] -= pop(d)
-                    counters[Self.cFlushing] += pop(d)
-                    flushing[w] |= d
-                    dirty[w] = 0
-                    while d != 0 {
-                        vias[(w << 6) + d.trailingZeroBitCount] = seq
-                        d &= d - 1
-                    }
-                }
-            }
-        }
+        setStore(s, lo, hi, r)
+        if nonTemporal && !multi { markPending(s) }
+        if multi { tagStore(s, lo, hi, nonTemporal: nonTemporal) }
     }
 
     /// Does any declared range, volatile or not, overlap the line?
@@ -487,40 +970,46 @@ final class PersistenceModel {
         let dirty = maskPointer(s, Self.dirtyMask)
         var any = false
         for w in 0..<wordsPerLine where dirty[w] != 0 { any = true }
-        if !any { return .redundant }
+        if !any {
+            // Nothing to write back, but in a multithreaded trace the write-back still
+            // covers the line's flushing bytes for this thread's next fence.
+            if multi { tagWriteBack(s) }
+            return .redundant
+        }
         let immediate = kind == .clflush && !strictClflush
         let target = immediate ? (domain == .wpq ? Self.queuedMask : -1) : Self.flushingMask
-        let vias = viaSeq + Int(s) * lineSize
+        let via = target >= 0 ? addRecord(s, seq: seq, stack: 0) : 0
         for w in 0..<wordsPerLine where dirty[w] != 0 {
-            var d = dirty[w]
+            let d = dirty[w]
             let n = pop(d)
             counters[Self.cDirty] -= n
             dirty[w] = 0
             if target >= 0 {
                 maskPointer(s, target)[w] |= d
                 if target == Self.queuedMask { counters[Self.cQueued] += n } else { counters[Self.cFlushing] += n }
-                while d != 0 {
-                    vias[(w << 6) + d.trailingZeroBitCount] = seq
-                    d &= d - 1
-                }
+                setVia(s, w, d, via)
             }
+        }
+        if multi {
+            tagWriteBack(s)
+            if target == Self.queuedMask { markPending(s) }
+            if target < 0 && isAllDurable(s) { release(s) }
+            return .wroteBack
         }
         if target >= 0 {
             markPending(s)
         } else if isAllDurable(s) {
-            if isPending[Int(s)] { removeFromPending(s) }
             release(s)
         }
         return .wroteBack
     }
 
-    private func removeFromPending(_ s: Int32) {
-        if let i = pending.firstIndex(of: s) { pending.remove(at: i) }
-        isPending[Int(s)] = false
-    }
-
-    /// sfence, mfence or any other full barrier.
+    /// sfence, mfence or any other full barrier, by the current thread.
     func fence(seq: UInt64) {
+        if multi {
+            fenceByThread(seq: seq)
+            return
+        }
         switch domain {
         case .adr:
             swap(&pending, &visiting)
@@ -547,24 +1036,23 @@ final class PersistenceModel {
                 isPending[Int(s)] = false
                 let flushing = maskPointer(s, Self.flushingMask), wc = maskPointer(s, Self.wcMask)
                 let queued = maskPointer(s, Self.queuedMask), hinted = maskPointer(s, Self.hintedMask)
-                let vias = viaSeq + Int(s) * lineSize
+                var arrives = false
+                for w in 0..<wordsPerLine where flushing[w] | wc[w] != 0 { arrives = true }
+                let via = arrives ? addRecord(s, seq: seq, stack: 0) : 0
                 for w in 0..<wordsPerLine {
                     // Hinted bytes reach the media; flushing and wc bytes reach the WPQ.
                     let h = hinted[w] & queued[w]
                     counters[Self.cQueued] -= pop(h)
                     queued[w] &= ~h
                     hinted[w] = 0
-                    var arriving = flushing[w] | wc[w]
+                    let arriving = flushing[w] | wc[w]
                     counters[Self.cFlushing] -= pop(flushing[w])
                     counters[Self.cWC] -= pop(wc[w])
                     counters[Self.cQueued] += pop(arriving)
                     queued[w] |= arriving
                     flushing[w] = 0
                     wc[w] = 0
-                    while arriving != 0 {
-                        vias[(w << 6) + arriving.trailingZeroBitCount] = seq
-                        arriving &= arriving - 1
-                    }
+                    if arriving != 0 { setVia(s, w, arriving, via) }
                 }
                 if isAllDurable(s) {
                     release(s)
@@ -573,6 +1061,75 @@ final class PersistenceModel {
                 }
             }
             visiting.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// A fence by `thread` when several threads ran: only the flushing bytes its
+    /// write-backs covered and the wc bytes it stored (eadr: and the dirty bytes it
+    /// stored last) move on; in wpq, bytes queued when a flush hint was written (by any
+    /// thread) reach the media.
+    private func fenceByThread(seq: UInt64) {
+        if domain == .wpq {
+            swap(&pending, &visiting)
+            for s in visiting {
+                isPending[Int(s)] = false
+                let queued = maskPointer(s, Self.queuedMask), hinted = maskPointer(s, Self.hintedMask)
+                for w in 0..<wordsPerLine {
+                    let h = hinted[w] & queued[w]
+                    counters[Self.cQueued] -= pop(h)
+                    queued[w] &= ~h
+                    hinted[w] = 0
+                }
+                if isAllDurable(s) {
+                    release(s)
+                } else if hasQueuedBytes(s) {
+                    markPending(s)
+                }
+            }
+            visiting.removeAll(keepingCapacity: true)
+        }
+        guard let list = pendingBy.removeValue(forKey: thread) else { return }
+        for s in list {
+            guard let tg = tag(s, thread), tagPending[Int(tg)] else { continue }
+            tagPending[Int(tg)] = false
+            let dirty = maskPointer(s, Self.dirtyMask), flushing = maskPointer(s, Self.flushingMask)
+            let wc = maskPointer(s, Self.wcMask), queued = maskPointer(s, Self.queuedMask)
+            var via = 0
+            if domain == .wpq {
+                var arrives = false
+                for w in 0..<wordsPerLine {
+                    let owned = tagMasks[tagOwned(tg) + w], covered = tagMasks[tagCovered(tg) + w]
+                    if flushing[w] & covered | wc[w] & owned != 0 { arrives = true }
+                }
+                if arrives { via = addRecord(s, seq: seq, stack: 0) }
+            }
+            var anyQueued = false
+            for w in 0..<wordsPerLine {
+                let owned = tagMasks[tagOwned(tg) + w], covered = tagMasks[tagCovered(tg) + w]
+                let f = flushing[w] & covered, c = wc[w] & owned, d = domain == .eadr ? dirty[w] & owned : 0
+                let moving = f | c | d
+                if moving == 0 { continue }
+                counters[Self.cFlushing] -= pop(f)
+                counters[Self.cWC] -= pop(c)
+                counters[Self.cDirty] -= pop(d)
+                flushing[w] &= ~moving
+                wc[w] &= ~moving
+                dirty[w] &= ~moving
+                if domain == .wpq {
+                    queued[w] |= moving
+                    counters[Self.cQueued] += pop(moving)
+                    anyQueued = true
+                    setVia(s, w, moving, via)
+                }
+                var t = tagHead[Int(s)]
+                while t >= 0 {
+                    tagMasks[tagCovered(t) + w] &= ~moving
+                    if domain != .wpq { tagMasks[tagOwned(t) + w] &= ~moving }
+                    t = tagNext[Int(t)]
+                }
+            }
+            if anyQueued { markPending(s) }
+            if isAllDurable(s) { release(s) }
         }
     }
 
@@ -647,7 +1204,6 @@ final class PersistenceModel {
         for (line, s) in slots {
             let lo = line == firstLine ? Int(first & lineMask) : 0
             let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
-            let base = Int(s) * lineSize
             for i in lo..<hi {
                 let w = i >> 6, bit = UInt64(1) << UInt64(i & 63)
                 let state: ByteState
@@ -667,10 +1223,9 @@ final class PersistenceModel {
                     continue
                 }
                 let address = (line << lineShift) | UInt64(i)
-                let store = storeSeq[base + i]
-                let stack = stackOf[base + i]
+                let (store, stack) = record(s, storeIndex(s, i))
                 let nonTemporal = maskPointer(s, Self.ntMask)[w] & bit != 0
-                let via: UInt64? = state == .flushing || state == .queued ? viaSeq[base + i] : nil
+                let via: UInt64? = state == .flushing || state == .queued ? record(s, viaIndex(s, i)).seq : nil
                 if var r = runs.last, r.start &+ r.length == address, r.state == state, r.store == store,
                    r.stack == stack, r.via == via, r.nonTemporal == nonTemporal {
                     r.length += 1
@@ -694,5 +1249,15 @@ final class PersistenceModel {
         if maskPointer(s, Self.wcMask)[w] & bit != 0 { return .wc }
         if maskPointer(s, Self.queuedMask)[w] & bit != 0 { return .queued }
         return .durable
+    }
+}
+
+/// The event records of a line that holds more live ones than fit in its slot.
+final class RecordOverflow {
+    var seq: [UInt64] = []
+    var stack: [UInt32] = []
+    func removeAll() {
+        seq.removeAll(keepingCapacity: true)
+        stack.removeAll(keepingCapacity: true)
     }
 }

@@ -8,8 +8,15 @@ public struct ReplayOptions: Sendable {
     public var ntEvicts = false
     /// clflush needs a fence, like clflushopt.
     public var strictClflush = false
-    /// Keep the at-risk byte counts of every cut point.
+    /// Keep the at-risk byte counts of every cut point in the result. Memory grows with
+    /// the trace; to stream the series instead, set `countAtRisk` and read
+    /// `Replayer.counts` from an observer after each event.
     public var recordCuts = false
+    /// Keep `Replayer.counts` up to date after every event (costs popcounts per store).
+    public var countAtRisk = false
+    /// At most this many findings are kept in the result; the rest are counted
+    /// (`ReplayResult.omittedFindings`) and still passed to the observer.
+    public var maxFindings = Int.max
     /// At most this many ranges per finding; the rest are counted in `omittedRanges`.
     public var maxRangesPerFinding = 256
     /// Keep every op in the result (for per-op reports); memory then grows with the
@@ -39,10 +46,20 @@ public struct ReplayResult: Sendable {
     public var cuts: [CutCounts]?
     /// The most lines at risk at once: the model's working set.
     public var peakLiveLines: Int
+    /// Whether anything was judged: an op with a contract (flushcache or persist) or a
+    /// `durable` assertion. When false, an empty report proves nothing.
+    public var checkedAnything: Bool
+    /// Stores with at least one byte outside every declared pmem range (the model does
+    /// not track those bytes).
+    public var storesOutsidePmem: UInt64
 
-    public var errors: Int { findings.count { $0.severity == .error } }
-    public var warnings: Int { findings.count { $0.severity == .warning } }
-    public var notes: Int { findings.count { $0.severity == .note } }
+    /// Findings left out of `findings` (`ReplayOptions.maxFindings`), by severity. The
+    /// counts below include them.
+    public var omittedFindings: [Severity: Int] = [:]
+
+    public var errors: Int { findings.count { $0.severity == .error } + omittedFindings[.error, default: 0] }
+    public var warnings: Int { findings.count { $0.severity == .warning } + omittedFindings[.warning, default: 0] }
+    public var notes: Int { findings.count { $0.severity == .note } + omittedFindings[.note, default: 0] }
 }
 
 /// Something that watches a replay event by event, instead of replaying again: explain,
@@ -59,6 +76,9 @@ public protocol ReplayObserver: AnyObject {
     func replayer(_ replayer: Replayer, found finding: Finding)
     /// The replay ended (after the end-of-trace verdicts).
     func replayFinished(_ replayer: Replayer, result: ReplayResult)
+    /// True when the observer reads `Replayer.counts` (the per-cut series): the model
+    /// then keeps them up to date.
+    var needsAtRiskCounts: Bool { get }
 }
 
 extension ReplayObserver {
@@ -66,6 +86,49 @@ extension ReplayObserver {
     public func replayer(_ replayer: Replayer, applied event: Event, data: ArraySlice<UInt8>?) {}
     public func replayer(_ replayer: Replayer, found finding: Finding) {}
     public func replayFinished(_ replayer: Replayer, result: ReplayResult) {}
+    public var needsAtRiskCounts: Bool { false }
+}
+
+/// The op state of one thread: its latest op (open or not), the bounds its stores must
+/// keep, and its flushcache ops waiting for a drain point.
+struct ThreadOps {
+    var latest: OpInfo?
+    var checkBounds = false
+    var boundsLo: UInt64 = 0
+    var boundsLength: UInt64 = 0
+    var openFindings = 0
+    var awaitingDrain: [WaitingOp] = []
+}
+
+/// A flushcache op waiting for its drain point, in as few bytes as it takes: a trace
+/// may leave millions of them waiting.
+struct WaitingOp {
+    var id: UInt64
+    var dst: UInt64
+    var length: UInt64
+    var source: UInt64
+    var begin: UInt64
+    var end: UInt64
+    var nameIndex: UInt32
+    var hasSource: Bool
+
+    init(_ op: OpInfo) {
+        id = op.id
+        dst = op.dst
+        length = op.length
+        source = op.source ?? 0
+        hasSource = op.source != nil
+        begin = op.begin
+        end = op.end ?? op.begin
+        nameIndex = op.nameIndex
+    }
+
+    var op: OpInfo {
+        var o = OpInfo(id: id, name: nil, dst: dst, length: length, source: hasSource ? source : nil,
+                       contract: .flushcache, begin: begin, end: end)
+        o.nameIndex = nameIndex
+        return o
+    }
 }
 
 /// Walks every cut point of a trace over the persistence model and judges the op
@@ -79,10 +142,18 @@ public final class Replayer {
 
     private var events: UInt64 = 0
     private var findings: [Finding] = []
+    private var omitted: [Severity: Int] = [:]
     /// Every op, when `keepOps`; otherwise only counted.
     private var ops: [OpInfo] = []
     private var opCount = 0
-    /// The latest op, open or not.
+    /// Whether any op with a contract began or any durable assertion was seen.
+    private var judged = false
+
+    // The op state of the thread of the latest event, in plain fields for the hot path;
+    // other threads' states are parked in `parked` until their next event.
+    private var activeThread: UInt32 = 0
+    private var parked: [UInt32: ThreadOps] = [:]
+    /// The latest op of the active thread, open or not.
     private var latest: OpInfo?
     /// The open op's destination as plain numbers, when its contract asks for bounds
     /// checks: boundsLength bytes from boundsLo.
@@ -91,8 +162,10 @@ public final class Replayer {
     private var boundsLength: UInt64 = 0
     /// Findings from here on belong to the open op (their end is filled in at its end).
     private var openFindings = 0
-    /// flushcache ops that returned and wait for their drain point.
-    private var awaitingDrain: [(op: OpInfo, sawHint: Bool)] = []
+    /// The active thread's flushcache ops that returned and wait for their drain point.
+    private var awaitingDrain: [WaitingOp] = []
+    /// The latest flush-hint write (wpq): a waiting op whose end is before it saw one.
+    private var lastHint: UInt64?
     private var cuts: [CutCounts] = []
     /// Watches the replay (explain, crash images, per-cut series); nil on the fast path.
     private var observer: ReplayObserver?
@@ -103,7 +176,8 @@ public final class Replayer {
         lineSize = header.lineSize
         model = PersistenceModel(domain: domain, lineSize: header.lineSize, ranges: header.pmem,
                                  ntEvicts: options.ntEvicts, strictClflush: options.strictClflush,
-                                 counting: options.recordCuts)
+                                 counting: options.recordCuts || options.countAtRisk
+                                    || observer?.needsAtRiskCounts == true)
         if options.recordCuts { cuts.append(CutCounts()) }
         self.observer = observer
         observer?.replayStarted(self)
@@ -123,8 +197,25 @@ public final class Replayer {
         }
     }
 
+    /// Parks the active thread's op state and takes up `thread`'s.
+    private func switchThread(to thread: UInt32) {
+        parked[activeThread] = ThreadOps(latest: latest, checkBounds: checkBounds, boundsLo: boundsLo,
+                                         boundsLength: boundsLength, openFindings: openFindings,
+                                         awaitingDrain: awaitingDrain)
+        let next = parked.removeValue(forKey: thread) ?? ThreadOps()
+        latest = next.latest
+        checkBounds = next.checkBounds
+        boundsLo = next.boundsLo
+        boundsLength = next.boundsLength
+        openFindings = next.openFindings
+        awaitingDrain = next.awaitingDrain
+        activeThread = thread
+        model.setThread(thread)
+    }
+
     @inline(__always)
     public func apply(_ e: Event) {
+        if e.thread != activeThread && e.kind != .stackDefinition { switchThread(to: e.thread) }
         switch e.kind {
         case .store, .ntstore:
             if checkBounds && (e.address < boundsLo || e.address - boundsLo > boundsLength
@@ -144,7 +235,7 @@ public final class Replayer {
             if !awaitingDrain.isEmpty { drain(at: e) }
         case .wpqflush:
             model.wpqFlush(seq: e.seq)
-            for i in awaitingDrain.indices { awaitingDrain[i].sawHint = true }
+            lastHint = e.seq
         case .opBegin:
             var op = OpInfo(id: e.op, name: nil, dst: e.address, length: e.size,
                             source: e.hasSource ? e.source : nil, contract: e.contract, begin: e.seq, end: nil)
@@ -152,6 +243,7 @@ public final class Replayer {
             latest = op
             opCount += 1
             checkBounds = op.contract != .none
+            if checkBounds { judged = true }
             boundsLo = op.dst
             boundsLength = op.length
             openFindings = findings.count
@@ -165,6 +257,7 @@ public final class Replayer {
             }
             checkBounds = false
         case .durable:
+            judged = true
             let last = e.address &+ (e.size - 1)
             var ranges = risks(e.address, last, op: nil, states: .atRisk)
             model.forEachUntrackedPiece(e.address, last) { first, pieceLast in
@@ -174,8 +267,11 @@ public final class Replayer {
             }
             ranges.sort { $0.start < $1.start }
             report(.notDurable, op: nil, at: e, ranges: ranges)
-        case .mark, .pmem, .pmemRelease:
-            // TODO(model): pmem between events and pmem-release change what is tracked.
+        case .pmem:
+            model.addRange(PmemRange(base: e.address, length: e.size, isVolatile: e.isVolatile))
+        case .pmemRelease:
+            model.removeRange(base: e.address, length: e.size)
+        case .mark:
             break
         case .stackDefinition:
             return
@@ -194,25 +290,29 @@ public final class Replayer {
             if domain != .eadr {
                 report(.dirtyAtReturn, op: op, at: e, ranges: risks(op, states: .dirty))
             }
-            awaitingDrain.append((op, false))
+            awaitingDrain.append(WaitingOp(op))
         }
     }
 
-    /// A fence: the drain point of every waiting flushcache op (in wpq, of those that
-    /// saw a flush-hint write since they returned).
+    /// A fence of the active thread: the drain point of every flushcache op of that
+    /// thread waiting for one (in wpq, of those followed by a flush-hint write).
     private func drain(at e: Event) {
         if domain != .wpq {
-            for w in awaitingDrain { report(.notDurable, op: w.op, at: e, ranges: risks(w.op, states: .atRisk)) }
+            for w in awaitingDrain {
+                let op = w.op
+                report(.notDurable, op: op, at: e, ranges: risks(op, states: .atRisk))
+            }
             awaitingDrain.removeAll(keepingCapacity: true)
             return
         }
-        var still: [(op: OpInfo, sawHint: Bool)] = []
+        var still: [WaitingOp] = []
         for w in awaitingDrain {
-            if domain == .wpq && !w.sawHint {
+            guard let hint = lastHint, hint > w.end else {
                 still.append(w)
                 continue
             }
-            report(.notDurable, op: w.op, at: e, ranges: risks(w.op, states: .atRisk))
+            let op = w.op
+            report(.notDurable, op: op, at: e, ranges: risks(op, states: .atRisk))
         }
         awaitingDrain = still
     }
@@ -306,18 +406,27 @@ public final class Replayer {
     }
 
     private func found(_ f: Finding) {
-        findings.append(f)
+        if findings.count < options.maxFindings {
+            findings.append(f)
+        } else {
+            omitted[f.severity, default: 0] += 1
+        }
         observer?.replayer(self, found: f)
     }
 
     /// Ends the replay: flushcache ops with no drain point are judged at the end of the
     /// trace. `names` resolves op names (`TraceReader.names`).
     public func finish(names: [String] = []) -> ReplayResult {
-        for w in awaitingDrain {
-            found(Finding(rule: .missingDrain, op: w.op, event: nil, cut: events))
-            report(.notDurable, op: w.op, at: nil, ranges: risks(w.op, states: .atRisk))
+        var waiting = awaitingDrain
+        for (_, t) in parked { waiting += t.awaitingDrain }
+        if !parked.isEmpty { waiting.sort { $0.end < $1.end } }
+        for w in waiting {
+            let op = w.op
+            found(Finding(rule: .missingDrain, op: op, event: nil, cut: events))
+            report(.notDurable, op: op, at: nil, ranges: risks(op, states: .atRisk))
         }
         awaitingDrain.removeAll()
+        for k in parked.keys { parked[k]?.awaitingDrain.removeAll() }
         func named(_ op: OpInfo) -> OpInfo {
             var op = op
             if op.nameIndex > 0 && Int(op.nameIndex) <= names.count { op.name = names[Int(op.nameIndex) - 1] }
@@ -330,7 +439,9 @@ public final class Replayer {
             return f
         }
         let result = ReplayResult(domain: domain, lineSize: lineSize, events: events, findings: findings, ops: ops,
-                                  opCount: opCount, cuts: options.recordCuts ? cuts : nil, peakLiveLines: model.peakLive)
+                                  opCount: opCount, cuts: options.recordCuts ? cuts : nil, peakLiveLines: model.peakLive,
+                                  checkedAnything: judged, storesOutsidePmem: model.storesOutside,
+                                  omittedFindings: omitted)
         observer?.replayFinished(self, result: result)
         return result
     }

@@ -209,3 +209,49 @@ extension String {
         return out + rest
     }
 }
+
+@Suite struct CountTests {
+    @Test func findingBytesCountEveryRangeEvenWhenRangesAreLeftOut() throws {
+        // A 4097-byte non-temporal copy with no fence: one range per store, far more
+        // than are kept, and the byte count still covers all of them.
+        var trace = "pmem 0 0x2000\nop 1 begin dst=0 len=4097\n"
+        for i in 0..<512 { trace += "ntstore \(i * 8) 8\n" }
+        trace += "store 4096 1\nclwb 4096\nop 1 end\n"
+        let r = try replay(trace)
+        let drain = try #require(r.findings.first { $0.rule == .notDurable })
+        #expect(drain.omittedRanges > 0 && drain.ranges.count == 256)
+        #expect(drain.bytes == 4097)
+    }
+
+    @Test func findingsBeyondTheCapAreCountedNotKept() throws {
+        var options = ReplayOptions()
+        options.maxFindings = 3
+        var trace = "pmem 0 0x10000\n"
+        for i in 0..<10 { trace += "op \(i + 1) begin dst=\(i * 64) len=8\nntstore \(i * 64) 8\nop \(i + 1) end\n" }
+        let r = try replay(trace, options)
+        #expect(r.findings.count == 3)
+        #expect(r.warnings == 10 && r.errors == 10)
+    }
+
+    @Test func aTraceThatJudgesNothingSaysSo() throws {
+        let nothing = try replay("pmem 0x1000 0x100\nstore 0x1000 8\nstore 0x9000 8\nstore 0x10fc 8\nop 1 begin dst=0x1000 len=8 contract=none\nop 1 end\n")
+        #expect(!nothing.checkedAnything)
+        #expect(nothing.storesOutsidePmem == 2)
+        #expect(try replay("pmem 0 8\ndurable 0 8\n").checkedAnything)
+        #expect(try replay("pmem 0 8\nop 1 begin dst=0 len=8 contract=persist\nop 1 end\n").checkedAnything)
+    }
+
+    @Test func manyStoresToOneLineKeepTheirOwnEventNumbers() throws {
+        // More distinct stores than a line's table holds inline: compaction must keep
+        // each byte naming its own newest store.
+        var trace = "pmem 0 0x100\n"
+        for round in 0..<5 { for i in 0..<64 { trace += "store \(i) 1\n"; _ = round } }
+        trace += "clwb 0\ndurable 0 64\n"
+        let r = try replay(trace)
+        let f = try #require(r.findings.first)
+        #expect(f.ranges.count == 64)
+        for (i, g) in f.ranges.enumerated() {
+            #expect(g.start == UInt64(i) && g.state == .flushing && g.event == UInt64(4 * 64 + i) && g.via == 320)
+        }
+    }
+}
