@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "powercut", targets: ["powercut"]),
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
+        .library(name: "PowercutCrash", targets: ["PowercutCrash"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
         // The recorder's C API (powercut.h) for users' own harnesses.
@@ -45,11 +46,13 @@ let package = Package(
         // Built at -O2 in every configuration, as a kernel builds its copy routines: the
         // instruction stream recorded is the one that ships, and sweeps stay fast.
         .target(name: "CPowercutSubjects", cSettings: [.unsafeFlags(["-O2"])]),
+        // Crash images: every state a power failure can leave, and the checkers run on them.
+        .target(name: "PowercutCrash", dependencies: ["PowercutTrace", "PowercutModel"]),
         // The command-line frontend.
         .executableTarget(
             name: "powercut",
             dependencies: [
-                "PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder", "PowercutSweep",
+                "PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder", "PowercutSweep", "PowercutCrash",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,6 +61,7 @@ let package = Package(
         .testTarget(name: "PowercutRecorderTests", dependencies: ["PowercutRecorder", "PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
         .testTarget(name: "PowercutReportTests", dependencies: ["PowercutReport", "PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutCrashTests", dependencies: ["PowercutCrash", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
         .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace"]),
     ]
