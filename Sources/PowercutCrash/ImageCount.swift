@@ -47,6 +47,15 @@ public enum ImageCount: Sendable, Equatable, CustomStringConvertible {
         return false
     }
 
+    /// `1 image`, `6 images`, `2^512.0 (rounded) images`.
+    public var images: String {
+        switch self {
+        case .exact(1): "1 image"
+        case .exact(let n): "\(n) images"
+        case .rounded: "\(description) (rounded) images"
+        }
+    }
+
     /// `12345`, or `2^512.0` (rounded).
     public var description: String {
         switch self {
