@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "powercut", targets: ["powercut"]),
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
+        .library(name: "PowercutCrash", targets: ["PowercutCrash"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
         // The recorder's C API (powercut.h) for users' own harnesses.
@@ -61,12 +62,14 @@ let package = Package(
         .target(name: "CPowercutSubjects", cSettings: [.unsafeFlags(["-O2"])]),
         // Kernel lift: a developer's own Linux flushcache code, built into a library the sweep calls.
         .target(name: "PowercutKernelLift", dependencies: ["CPowercutSubjects"]),
+        // Crash images: every state a power failure can leave, and the checkers run on them.
+        .target(name: "PowercutCrash", dependencies: ["PowercutTrace", "PowercutModel"]),
         // The command-line frontend.
         .executableTarget(
             name: "powercut",
             dependencies: [
                 "PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutTriage", "PowercutReport", "PowercutExplain",
-                "PowercutRecorder", "PowercutSweep", "PowercutKernelLift",
+                "PowercutRecorder", "PowercutSweep", "PowercutKernelLift", "PowercutCrash",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,6 +82,7 @@ let package = Package(
         .testTarget(name: "PowercutReportTests",
                     dependencies: ["PowercutReport", "PowercutTriage", "PowercutSymbolize", "PowercutOutput", "PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutExplainTests", dependencies: ["PowercutExplain", "PowercutSymbolize", "PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutCrashTests", dependencies: ["PowercutCrash", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
         .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace", "CPowercutEncoder"]),
     ]

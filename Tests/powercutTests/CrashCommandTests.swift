@@ -1,0 +1,299 @@
+import Foundation
+import Testing
+
+/// `powercut crash` end to end, with checkers a user would write.
+@Suite struct CrashCommandTests {
+    /// A log writer: a 16-byte record in one line, then a commit word in another.
+    /// `fence` says whether the record is made durable before the commit is stored.
+    static func logWriter(fence: Bool) -> String {
+        """
+        powercut-trace 1
+        pmem 0x1000 0x100 name=log
+        store 0x1000 8 data=1111111111111111
+        store 0x1008 8 data=2222222222222222
+        clwb 0x1000
+        \(fence ? "sfence\n" : "")store 0x1040 8 data=0100000000000000
+        clwb 0x1040
+        sfence
+
+        """
+    }
+
+    /// "commit set ⇒ record intact", as a shell script.
+    static let checkScript = """
+        f="$1"
+        c=$(od -An -tx1 -j64 -N1 "$f" | tr -d ' ')
+        if [ "$c" = "01" ]; then
+          r=$(od -An -tx1 -N16 "$f" | tr -d ' \\n')
+          [ "$r" = "11111111111111112222222222222222" ] || { echo "commit set, record torn: $r"; exit 1; }
+        fi
+        exit 0
+
+        """
+
+    /// The same rule as a library checker, and checkers that misbehave.
+    static let checkLibrary = """
+        #include <stddef.h>
+        #include <stdio.h>
+        #include <string.h>
+        #include <stdlib.h>
+        static int torn(const unsigned char *p) {
+            static const unsigned char want[16] = {0x11,0x11,0x11,0x11,0x11,0x11,0x11,0x11,
+                                                   0x22,0x22,0x22,0x22,0x22,0x22,0x22,0x22};
+            return p[64] == 1 && memcmp(p, want, 16) != 0;
+        }
+        int check(const void *const images[], const size_t lengths[], size_t count) {
+            if (count != 1 || lengths[0] != 256) return 2;
+            if (torn(images[0])) { printf("commit set, record torn\\n"); return 1; }
+            return 0;
+        }
+        int crashes(const void *const images[], const size_t lengths[], size_t count) {
+            if (torn(images[0])) *(volatile int *)0 = 1;
+            return 0;
+        }
+        int hangs(const void *const images[], const size_t lengths[], size_t count) {
+            if (torn(images[0])) for (;;) {}
+            return 0;
+        }
+        int cannot_tell(const void *const images[], const size_t lengths[], size_t count) { return 125; }
+        int chatty(const void *const images[], const size_t lengths[], size_t count) {
+            for (int i = 0; i < 100000; i++) printf("line %d of a lot of output\\n", i);
+            return torn(images[0]);
+        }
+
+        """
+
+    func compileLibrary(_ scratch: Scratch) throws -> String {
+        let source = try scratch.write("checker.c", Self.checkLibrary)
+        let lib = scratch.path("libchecker.so")
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        cc.arguments = ["-shared", "-fPIC", "-O1", "-o", lib, source]
+        try cc.run()
+        cc.waitUntilExit()
+        #expect(cc.terminationStatus == 0)
+        return lib
+    }
+
+    @Test func aLogWriterMissingItsFenceIsFlaggedByACommandChecker() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let script = try s.write("check.sh", Self.checkScript)
+        let r = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--save-images", s.path("saved")])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("inconsistent image 1 at cut 5 (after #4 clwb, before #5 sfence): the checker returned 1"))
+        #expect(r.stdout.contains("persisted #0 store 0x1000..0x1007 (8 bytes)"))
+        #expect(r.stdout.contains("lost      #1 store 0x1008..0x100f (8 bytes)"))
+        #expect(r.stdout.contains("| commit set, record torn: 11111111111111110000000000000000"))
+        #expect(r.stdout.contains("image saved: \(s.path("saved"))/cut5-image1.img"))
+        #expect(r.stdout.contains("powercut: 2 inconsistent images; checked 6 of 7 images at 2 cuts (1 already checked at the cut before): every image"))
+        // The saved image fails the checker when rerun by hand.
+        let saved = try Data(contentsOf: URL(fileURLWithPath: s.path("saved") + "/cut5-image1.img"))
+        #expect(saved.count == 256 && saved[64] == 1 && saved[8] == 0)
+    }
+
+    @Test func theFixedWriterIsClean() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: true))
+        let script = try s.write("check.sh", Self.checkScript)
+        let r = try powercut(["crash", trace, "--check-cmd", "sh \(script)"])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasSuffix("powercut: 0 inconsistent images; checked 4 of 6 images at 3 cuts (2 already checked at the cut before): every image\n"))
+    }
+
+    @Test func aLibraryCheckerFindsTheSameImages() throws {
+        let s = Scratch()
+        let lib = try compileLibrary(s)
+        let bad = try s.write("bad.pct", Self.logWriter(fence: false))
+        let good = try s.write("good.pct", Self.logWriter(fence: true))
+        let r = try powercut(["crash", bad, "--check-lib", lib, "--check-fn", "check", "--jobs", "2"])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("inconsistent image 1 at cut 5"))
+        #expect(r.stdout.contains("| commit set, record torn"))
+        let ok = try powercut(["crash", good, "--check-lib", lib, "--check-fn", "check"])
+        #expect(ok.status == 0)
+    }
+
+    @Test func aPMDKStyleCopyWithNonTemporalBodyThenItsCommitIsClean() throws {
+        // Cached head written back, non-temporal body and tail, one sfence, then the commit word.
+        let trace = """
+            powercut-trace 1
+            pmem 0x1000 0x100 name=log
+            store 0x1000 4 data=11111111
+            clwb 0x1000
+            ntstore 0x1004 4 data=11111111
+            ntstore 0x1008 8 data=2222222222222222
+            sfence
+            store 0x1040 8 data=0100000000000000
+            clwb 0x1040
+            sfence
+
+            """
+        let s = Scratch()
+        let path = try s.write("pmdk.pct", trace)
+        let script = try s.write("check.sh", Self.checkScript)
+        let r = try powercut(["crash", path, "--check-cmd", "sh \(script)"])
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(r.stdout.contains(": every image"))
+        let counts = try powercut(["crash", path, "--count"])
+        // Before the first fence: head 2 x body 2 x tail 2 contents.
+        #expect(counts.stdout.hasPrefix("cut 4 (after #3 ntstore, before #4 sfence): 8 images\n"))
+    }
+
+    @Test func aCommitStoredBeforeItsRecordIsWrittenBackIsFound() throws {
+        // The commit word can be evicted (persist early) before the record's write-back is fenced.
+        let trace = """
+            powercut-trace 1
+            pmem 0x1000 0x100 name=log
+            store 0x1000 8 data=1111111111111111
+            store 0x1008 8 data=2222222222222222
+            store 0x1040 8 data=0100000000000000
+            clwb 0x1000
+            sfence
+            clwb 0x1040
+            sfence
+
+            """
+        let s = Scratch()
+        let path = try s.write("early.pct", trace)
+        let script = try s.write("check.sh", Self.checkScript)
+        let r = try powercut(["crash", path, "--check-cmd", "sh \(script)", "--report-all", "--save-images", s.path("saved")])
+        #expect(r.status == 1)
+        // Only lines off their newest content are listed: the commit line persisted whole.
+        #expect(r.stdout.contains("inconsistent image 1 at cut 4 (after #3 clwb, before #4 sfence)"))
+        #expect(r.stdout.contains("inconsistent image 2 at cut 4 (after #3 clwb, before #4 sfence)"))
+        #expect(!r.stdout.contains("line 0x1040"))
+        let saved = try Data(contentsOf: URL(fileURLWithPath: s.path("saved") + "/cut4-image2.img"))
+        #expect(saved[64] == 1 && saved[0] == 0 && saved[8] == 0)
+    }
+
+    @Test func checkersThatCrashHangSkipOrPrintALotAreHandled() throws {
+        let s = Scratch()
+        let lib = try compileLibrary(s)
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let crash = try powercut(["crash", trace, "--check-lib", lib, "--check-fn", "crashes"])
+        #expect(crash.status == 1)
+        #expect(crash.stdout.contains("the checker crashed: signal 11"))
+        #expect(crash.stdout.contains("powercut: 2 inconsistent images (2 crashed); checked 6 of 7"))
+
+        let hang = try powercut(["crash", trace, "--check-lib", lib, "--check-fn", "hangs", "--timeout", "0.5"])
+        #expect(hang.status == 1)
+        #expect(hang.stdout.contains("the checker timed out after 0.5 s (killed)"))
+        #expect(hang.stdout.contains("(2 timed out)"))
+
+        let skip = try powercut(["crash", trace, "--check-lib", lib, "--check-fn", "cannot_tell"])
+        #expect(skip.status == 0)
+        #expect(skip.stdout.contains("6 skipped by the checker (status 125)"))
+
+        let chatty = try powercut(["crash", trace, "--check-lib", lib, "--check-fn", "chatty"])
+        #expect(chatty.status == 1)
+        #expect(chatty.stdout.contains("| line 0 of a lot of output"))
+        #expect(!chatty.stdout.contains("line 99999 of"))
+        #expect(chatty.stdout.contains("more bytes of output not kept]"))
+
+        // The same through the shell.
+        let script = try s.write("misbehave.sh", """
+            case "$POWERCUT_CUT:$(od -An -tx1 -j64 -N1 "$1" | tr -d ' ')" in
+              5:01) if [ "$(od -An -tx1 -j8 -N1 "$1" | tr -d ' ')" = "00" ]; then kill -SEGV $$; fi ;;
+            esac
+            seq 1 100000
+            exit 125
+
+            """)
+        let cmd = try powercut(["crash", trace, "--check-cmd", "sh \(script)"])
+        #expect(cmd.status == 1)
+        #expect(cmd.stdout.contains("the checker crashed: signal 11"))
+        #expect(cmd.stdout.contains("4 skipped by the checker (status 125)"))
+        let slow = try powercut(["crash", trace, "--check-cmd", "sleep 30;", "--timeout", "0.3", "--jobs", "2"])
+        #expect(slow.status == 1)
+        #expect(slow.stdout.contains("(6 timed out)"))
+    }
+
+    @Test func theCommandSeesTheImageFileAndItsCut() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let script = try s.write("env.sh", """
+            [ "$1" = "$POWERCUT_IMAGE" ] || exit 3
+            [ -f "$1" ] || exit 4
+            [ "$(wc -c < "$1")" -eq 256 ] || exit 5
+            [ "$POWERCUT_CUT" = 5 ] && [ "$POWERCUT_EVENT" = 4 ] || exit 6
+            exit 0
+
+            """)
+        let r = try powercut(["crash", trace, "--check-cmd", "sh \(script)"])
+        #expect(r.status == 0, "\(r.stdout)")
+        // Two ranges: a folder with one file per range, named after the range.
+        let two = try s.write("two.pct", """
+            powercut-trace 1
+            pmem 0x1000 0x40 name=head
+            pmem 0x2000 0x80
+            store 0x1000 1 data=01
+            store 0x2000 1 data=02
+            sfence
+
+            """)
+        let folder = try s.write("folder.sh", """
+            [ -d "$1" ] && [ "$(wc -c < "$1/head")" -eq 64 ] && [ "$(wc -c < "$1/0x2000")" -eq 128 ] || exit 1
+
+            """)
+        let f = try powercut(["crash", two, "--check-cmd", "sh \(folder)"])
+        #expect(f.status == 0, "\(f.stdout)")
+    }
+
+    @Test func countPrintsEachCheckedCutAsJSON() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let r = try powercut(["crash", trace, "--count", "--format", "json"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "[\n  {\"cut\": 5, \"images\": 6},\n  {\"cut\": 6, \"images\": 1}\n]\n")
+        let all = try powercut(["crash", trace, "--count", "--cuts", "all"])
+        #expect(all.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("cut ") }.count == 7)
+    }
+
+    @Test func listShowsWhichWritesEachImageKeeps() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let r = try powercut(["crash", trace, "--list"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("  line 0x1000: any prefix of cached #0 #1; 3 contents\n"))
+        #expect(r.stdout.contains("  image 4: 0x1000 kept {#0} lost {#1}; 0x1040 kept {} lost {#3}\n"))
+    }
+
+    @Test func badInputGetsOneLineAndItsStatus() throws {
+        let s = Scratch()
+        let noData = try s.write("nodata.pct", """
+            powercut-trace 1
+            pmem 0x1000 0x100
+            store 0x1000 8 data=0101010101010101
+            store 0x1008 8
+            sfence
+
+            """)
+        let r = try powercut(["crash", noData, "--count"])
+        #expect(r.status == 65)
+        #expect(r.stderr == "powercut: event #1 (store 0x1008 8) writes tracked memory without data=: images need the bytes written (record with --data)\n")
+        #expect(r.stdout.isEmpty)
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let noChecker = try powercut(["crash", trace])
+        #expect(noChecker.status == 64)
+        let missingFn = try powercut(["crash", trace, "--check-lib", "/nonexistent.so", "--check-fn", "f"])
+        #expect(missingFn.status == 64)
+        #expect(missingFn.stderr.hasPrefix("powercut: --check-lib '/nonexistent.so': cannot load:"))
+        let badInitial = try powercut(["crash", trace, "--count", "--initial", "nosuch=\(trace)"])
+        #expect(badInitial.status == 64)
+    }
+
+    @Test func anInitialFileSeedsItsRange() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: true))
+        var seed = Data(count: 256)
+        seed[200] = 0x5a
+        try seed.write(to: URL(fileURLWithPath: s.path("seed.bin")))
+        let script = try s.write("seed.sh", "[ \"$(od -An -tx1 -j200 -N1 \"$1\" | tr -d ' ')\" = 5a ] || exit 1\n")
+        let r = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--initial", "log=\(s.path("seed.bin"))"])
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(r.stdout.contains("content before the trace from file \(s.path("seed.bin"))"))
+        let without = try powercut(["crash", trace, "--check-cmd", "sh \(script)"])
+        #expect(without.status == 1)
+    }
+}
