@@ -45,11 +45,13 @@ let package = Package(
         // Built at -O2 in every configuration, as a kernel builds its copy routines: the
         // instruction stream recorded is the one that ships, and sweeps stay fast.
         .target(name: "CPowercutSubjects", cSettings: [.unsafeFlags(["-O2"])]),
+        // Kernel lift: a developer's own Linux flushcache code, built into a library the sweep calls.
+        .target(name: "PowercutKernelLift", dependencies: ["CPowercutSubjects"]),
         // The command-line frontend.
         .executableTarget(
             name: "powercut",
             dependencies: [
-                "PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder", "PowercutSweep",
+                "PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder", "PowercutSweep", "PowercutKernelLift",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,6 +59,8 @@ let package = Package(
         .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutRecorderTests", dependencies: ["PowercutRecorder", "PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
+        .testTarget(name: "PowercutKernelLiftTests", dependencies: ["PowercutKernelLift", "PowercutSweep", "PowercutRecorder", "PowercutModel"],
+                    exclude: ["Trees"]),
         .testTarget(name: "PowercutReportTests", dependencies: ["PowercutReport", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
         .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace"]),
