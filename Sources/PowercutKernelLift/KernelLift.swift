@@ -100,7 +100,22 @@ public enum KernelLift {
         for p in request.patches where !fm.isReadableFile(atPath: p) {
             throw KernelLiftError(.usage, "--patch \(quoted(p)): no such readable file")
         }
-        let dir = try prepareOutput(request.output, tree: tree)
+        let (dir, created) = try prepareOutput(request.output, tree: tree)
+        do {
+            return try build(request, tree: tree, in: dir)
+        } catch {
+            // No partial output: a directory this lift made goes, one it reused is left empty.
+            if created {
+                try? fm.removeItem(atPath: dir)
+            } else {
+                for e in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] { try? fm.removeItem(atPath: dir + "/" + e) }
+            }
+            throw error
+        }
+    }
+
+    static func build(_ request: KernelLiftRequest, tree: String, in dir: String) throws(KernelLiftError) -> LiftedKernel {
+        let fm = FileManager.default
         let copy = dir + "/tree", shim = dir + "/shim", build = dir + "/build"
         for d in [copy, shim + "/include", build] { try makeDirectory(d) }
 
@@ -205,9 +220,10 @@ public enum KernelLift {
 
     /// The output directory, created, or emptied when a previous lift made it. Never
     /// inside the tree, never containing it.
-    static func prepareOutput(_ output: String, tree: String) throws(KernelLiftError) -> String {
+    static func prepareOutput(_ output: String, tree: String) throws(KernelLiftError) -> (path: String, created: Bool) {
         let fm = FileManager.default
         var isDir: ObjCBool = false
+        var created = false
         let out = URL(fileURLWithPath: output).standardizedFileURL
         if fm.fileExists(atPath: out.path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw KernelLiftError(.usage, "-o \(quoted(output)): exists and is not a directory") }
@@ -220,6 +236,7 @@ public enum KernelLift {
             do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
                 throw KernelLiftError(.usage, "-o \(quoted(output)): cannot create it (\(error.localizedDescription))")
             }
+            created = true
         }
         let real = out.resolvingSymlinksInPath().path
         if isInside(real, tree) { throw KernelLiftError(.usage, "-o \(quoted(output)) is inside the tree; kernel-lift never writes into the tree") }
@@ -232,7 +249,7 @@ public enum KernelLift {
             for e in entries { try? fm.removeItem(atPath: real + "/" + e) }
         }
         try write("powercut kernel-lift output; the whole directory is replaced by the next lift into it\n", to: real + "/" + marker)
-        return real
+        return (real, created)
     }
 
     static func isInside(_ path: String, _ dir: String) -> Bool {

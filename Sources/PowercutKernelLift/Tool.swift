@@ -60,8 +60,8 @@ struct Tool {
     /// The first line of a tool's output that says what went wrong, else its first line.
     static func firstError(_ output: String) -> String {
         let lines = output.split(separator: "\n").map(String.init)
-        let line = lines.first { $0.contains("error") || $0.contains("Error") || $0.contains("FAILED") || $0.contains("can't find") || $0.contains("No file to patch") || $0.contains("malformed") || $0.contains("Only garbage") }
-            ?? lines.first ?? "(no output)"
+        let telling = ["error", "Error", "FAILED", "Reversed", "can't find", "No file to patch", "malformed", "Only garbage", "undefined"]
+        let line = telling.lazy.compactMap { word in lines.first { $0.contains(word) } }.first ?? lines.first ?? "(no output)"
         return quoted(line, limit: 160)
     }
 }

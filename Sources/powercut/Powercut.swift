@@ -10,7 +10,8 @@ struct Powercut: ParsableCommand {
             64 usage error, 65 bad trace or input data, 70 internal error.
             """,
         version: PowercutVersion.string,
-        subcommands: [Check.self, Convert.self, Record.self, Sweep.self, SweepWorker.self, Explain.self, Show.self, Info.self, Run.self, Crash.self]
+        subcommands: [Check.self, Convert.self, Record.self, Sweep.self, SweepWorker.self, KernelLiftCommand.self, Explain.self, Show.self,
+                      Info.self, Run.self, Crash.self]
     )
 }
 

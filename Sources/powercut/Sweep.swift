@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PowercutKernelLift
 import PowercutModel
 import PowercutRecorder
 import PowercutReport
@@ -22,6 +23,15 @@ struct Sweep: ParsableCommand {
     var subjects: [String] = []
 
     @OptionGroup var routine: RoutineOptions
+
+    @Option(help: "Lift this Linux tree's flushcache code (see kernel-lift) and sweep it.")
+    var kernelTree: String?
+
+    @Option(name: .customLong("patch"), help: "With --kernel-tree: a patch to apply to the lifted copy (patch -p1; repeatable).")
+    var patches: [String] = []
+
+    @Option(help: "With --kernel-tree: the instruction the tree's clwb() executes (clwb, clflushopt, clflush).")
+    var flush: FlushInstruction?
 
     @Option(help: "Destination offsets from a 4 KiB boundary: ranges and lists, e.g. 0-63 or 0,1,8-15.")
     var dstOffsets = SweepGrid.defaultDstOffsets
@@ -118,8 +128,14 @@ struct Sweep: ParsableCommand {
     func run() throws {
         try reporting {
             let grid = try grid()
-            let routines = try routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
-                                                                   : try routine.routines(subjects)
+            if kernelTree != nil && (!subjects.isEmpty || routine.lib != nil) {
+                throw ValidationError("--kernel-tree sweeps the tree's routines: name no subjects and no --lib")
+            }
+            let lifted = try kernelTree.map { try liftKernelForSweep(tree: $0, patches: patches, flush: flush) }
+            defer { if let lifted { try? FileManager.default.removeItem(atPath: lifted.directory) } }
+            let routines = try lifted.map { k in k.sweptRoutines.map { Routine.library(path: k.library, symbol: $0.symbol) } }
+                ?? (routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
+                                                       : routine.routines(subjects))
             // Resolve every routine here first: a bad name or library is a usage error,
             // not thousands of failing cases. A library is loaded in a child: its
             // constructors may crash or end the process.
@@ -127,7 +143,11 @@ struct Sweep: ParsableCommand {
             if let dir = saveFailing {
                 try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             }
-            let report = SweepReport(grid: grid) { name in Routine.subjects.first { $0.name == name }?.summary }
+            let report = SweepReport(grid: grid) { name in
+                lifted?.routines.first { $0.symbol == name }.map { "\($0.treeFunction) of \(lifted!.tree), lifted" }
+                    ?? Routine.subjects.first { $0.name == name }?.summary
+            }
+            if let lifted { writeAll(format == .text && output == nil ? 1 : 2, lifted.report + "\n") }
             let progress = Progress(enabled: !quiet)
             if format == .text && output == nil { writeAll(1, report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)) }
             var results: [RoutineResult] = []

@@ -104,31 +104,13 @@ func lift(_ tree: FakeTree, _ s: Scratch, patches: [String] = [], flush: FlushIn
         let s = Scratch()
         try FakeTree.bug2017.write(to: s.path("tree"))
         let before = snapshot(s.path("tree"))
-        let patch = s.path("fix.patch")
-        try Data(fixPatch.utf8).write(to: URL(fileURLWithPath: patch))
-        _ = try lift(.bug2017, s, patches: [patch])
+        _ = try lift(.bug2017, s, patches: [FakeTree.fixPatch])
         #expect(snapshot(s.path("tree")) == before)
         // The copy has the patch; the tree does not.
         let copied = try String(contentsOfFile: s.path("out/tree/arch/x86/lib/usercopy_64.c"), encoding: .utf8)
         #expect(copied.contains("write_back_lines(dst, size);"))
     }
 }
-
-/// The one-line fix of the fake 2017 tree, as a developer would send it.
-let fixPatch = """
-    --- a/arch/x86/lib/usercopy_64.c
-    +++ b/arch/x86/lib/usercopy_64.c
-    @@ -47,7 +47,7 @@
-     
-     \tif (size < 8) {
-     \t\tif (!IS_ALIGNED(start, 4) || size != 4)
-    -\t\t\twrite_back_lines(dst, 1);
-    +\t\t\twrite_back_lines(dst, size);
-     \t} else {
-     \t\tdone = 0;
-     \t\tif (!IS_ALIGNED(start, 8)) {
-
-    """
 
 @Suite(.serialized) struct SweepTests {
     /// Worked by hand from the behaviour: the first-line write-back of a short copy
@@ -150,10 +132,8 @@ let fixPatch = """
 
     @Test func the2017BugWithTheFixPatchIsClean() throws {
         let s = Scratch()
-        try FakeTree.bug2017.write(to: s.path("tree"))
-        try Data(fixPatch.utf8).write(to: URL(fileURLWithPath: s.path("fix.patch")))
-        let k = try lift(.bug2017, s, patches: [s.path("fix.patch")])
-        #expect(k.report.contains("patch applied to the copy (never to the tree): \(s.path("fix.patch"))"))
+        let k = try lift(.bug2017, s, patches: [FakeTree.fixPatch])
+        #expect(k.report.contains("patch applied to the copy (never to the tree): \(FakeTree.fixPatch)"))
         #expect(try failingCases(k, "lifted_copy_user_flushcache") == [])
     }
 
@@ -190,6 +170,8 @@ let fixPatch = """
         let e = error { _ = try KernelLift.lift(KernelLiftRequest(tree: s.path("tree"), output: s.path("out"))) }
         #expect(e?.exitStatus == 65)
         #expect(e?.description == "the tree has no arch/x86/lib/usercopy_64.c (the flushcache routines); is this a Linux source tree?")
+        // No partial output.
+        #expect(!FileManager.default.fileExists(atPath: s.path("out")))
     }
 
     @Test func aTreeWithoutACoreFileIsOneLineNamingBoth() throws {
@@ -224,10 +206,9 @@ let fixPatch = """
     @Test func aPatchThatDoesNotApplyIsOneLine() throws {
         let s = Scratch()
         try FakeTree.fix2020.write(to: s.path("tree"))
-        try Data(fixPatch.utf8).write(to: URL(fileURLWithPath: s.path("fix.patch")))
-        let e = error { _ = try KernelLift.lift(KernelLiftRequest(tree: s.path("tree"), patches: [s.path("fix.patch")], output: s.path("out"))) }
+        let e = error { _ = try KernelLift.lift(KernelLiftRequest(tree: s.path("tree"), patches: [FakeTree.fixPatch], output: s.path("out"))) }
         #expect(e?.exitStatus == 65)
-        #expect(e?.description.hasPrefix("patch \(s.path("fix.patch")) does not apply to ") == true)
+        #expect(e?.description.hasPrefix("patch \(FakeTree.fixPatch) does not apply to ") == true)
         #expect(e?.description.contains("\n") == false)
     }
 
