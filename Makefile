@@ -44,8 +44,8 @@ $(OUT)/obj/%.o: %.c $(wildcard $(SRCDIR)/*.h $(SRCDIR)/include/*.h) Makefile
 	$(CC) -std=gnu11 $(CFLAGS) -fPIC -Wall -Wextra -Wno-unused-parameter $(INCLUDES) -c $< -o $@
 
 # Only the powercut_* functions of powercut.h are exported (the version script).
-$(OUT)/$(REAL): $(OBJS) $(SRCDIR)/libpowercut.map
-	$(CC) -shared -o $@ $(OBJS) -Wl,-soname,$(SONAME) -Wl,--version-script=$(SRCDIR)/libpowercut.map \
+$(OUT)/$(REAL): $(OBJS) Tools/libpowercut/libpowercut.map
+	$(CC) -shared -o $@ $(OBJS) -Wl,-soname,$(SONAME) -Wl,--version-script=Tools/libpowercut/libpowercut.map \
 	    -Wl,--no-undefined -Wl,--build-id $(DEPLIBS)
 
 $(OUT)/$(SONAME): $(OUT)/$(REAL)
@@ -60,7 +60,7 @@ install: all
 	ln -sf $(REAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpowercut.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-	    -e 's|@VERSION@|$(VERSION)|g' $(SRCDIR)/powercut.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/powercut.pc
+	    -e 's|@VERSION@|$(VERSION)|g' Tools/libpowercut/powercut.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/powercut.pc
 	@echo "libpowercut $(VERSION) installed in $(PREFIX); compile with:"
 	@echo "  PKG_CONFIG_PATH=$(PKGCONFIGDIR) cc harness.c \$$(pkg-config --cflags --libs powercut)"
 
