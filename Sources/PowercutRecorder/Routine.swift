@@ -4,14 +4,29 @@ import Glibc
 
 /// A copy routine `void f(void *dst, const void *src, size_t n)` to record: one of the
 /// reference subjects built into powercut, or any exported symbol of a shared library.
+/// A harness library exports `powercut_case` with that signature and adapts whatever
+/// it tests (a routine with flags, one that returns a count, a log append) to it.
 public enum Routine: Sendable, Equatable, CustomStringConvertible {
     case subject(String)
     case library(path: String, symbol: String)
 
+    /// The entry point a harness library exports: `void powercut_case(void *dst, const
+    /// void *src, size_t n)`, called once per case.
+    public static let harnessEntry = "powercut_case"
+
+    /// A harness library's routine.
+    public static func harness(_ path: String) -> Routine { .library(path: path, symbol: harnessEntry) }
+
     public var description: String {
         switch self {
-        case .subject(let name): name
-        case .library(_, let symbol): symbol
+        case .subject(let name): return name
+        case .library(let path, let symbol):
+            guard symbol == Self.harnessEntry else { return symbol }
+            // Named after the library: libpmcopy-case.so -> pmcopy-case.
+            var name = path.split(separator: "/").last.map(String.init) ?? path
+            if name.hasPrefix("lib") { name.removeFirst(3) }
+            if let dot = name.firstIndex(of: "."), name[dot...].hasPrefix(".so") { name = String(name[..<dot]) }
+            return name.isEmpty ? symbol : name
         }
     }
 

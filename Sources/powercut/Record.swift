@@ -20,7 +20,15 @@ struct RoutineOptions: ParsableArguments {
     @Option(help: "The exported function to record, `void f(void *dst, const void *src, size_t n)` (with --lib).")
     var symbol: String?
 
+    @Option(help: "A harness library exporting `void powercut_case(void *dst, const void *src, size_t n)`, which adapts any routine (flags, a returned count, a log append) to one call per case.")
+    var harness: String?
+
     func routines(_ subjects: [String]) throws -> [Routine] {
+        if let harness {
+            guard lib == nil, symbol == nil else { throw ValidationError("--harness LIB calls powercut_case: give it without --lib/--symbol") }
+            guard subjects.isEmpty else { throw ValidationError("name built-in subjects or --harness, not both") }
+            return [.harness(harness)]
+        }
         if let lib {
             guard let symbol else { throw ValidationError("--lib needs --symbol NAME (the function to record)") }
             guard subjects.isEmpty else { throw ValidationError("name built-in subjects or --lib/--symbol, not both") }
@@ -94,7 +102,9 @@ struct Record: ParsableCommand {
         guard dstOffset >= 0, dstOffset < 1 << 20, srcOffset >= 0, srcOffset < 1 << 20 else {
             throw ValidationError("offsets must be from 0 to 1 MiB")
         }
-        if subject == nil && routine.lib == nil { throw ValidationError("name a built-in subject or --lib PATH --symbol NAME") }
+        if subject == nil && routine.lib == nil && routine.harness == nil {
+            throw ValidationError("name a built-in subject, --lib PATH --symbol NAME, or --harness PATH")
+        }
         if let problem = TimeLimit.problem(timeout) { throw ValidationError(problem) }
         if output.isEmpty { throw ValidationError("-o needs a file name ('-' for standard output)") }
     }

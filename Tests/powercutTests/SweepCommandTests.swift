@@ -156,3 +156,19 @@ import Testing
         #expect((r["atRisk"] as! [String: Int]).values.reduce(0, +) == 4097)
     }
 }
+
+/// A harness library's powercut_case adapts a routine of any signature to the sweep.
+@Suite struct SweepHarnessTests {
+    @Test func aHarnessEntryPointIsSweptLikeARoutine() throws {
+        let lib = try MisbehavingRoutines.library("routines")
+        let run = try powercut(["sweep", "--harness", lib, "--dst-offsets", "0-1", "--sizes", "0-2", "--format", "json", "--quiet"])
+        #expect(run.status == 1, "\(run.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let r = (doc["routines"] as! [[String: Any]])[0]
+        #expect(r["routine"] as? String == "routines")  // named after libroutines.so
+        // memcpy with no write-back: every non-empty copy leaves its bytes dirty.
+        let failing = (r["failingCases"] as! [[String: Any]]).map { [$0["dstOffset"] as! Int, $0["size"] as! Int] }
+        #expect(Set(failing) == [[0, 1], [0, 2], [1, 1], [1, 2]])
+        #expect(try powercut(["sweep", "--harness", lib, "--lib", lib]).status == 64)
+    }
+}
