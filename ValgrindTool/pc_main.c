@@ -361,38 +361,13 @@ static void h_unsupported(Addr ip, HWord kind) {
 
 /* ------------------------------------------------------------------ ops by symbol */
 
-/* Return addresses watched for the end of an op (instrumented when translated). */
-static Addr *ret_sites;
-static UInt ret_cap, ret_count;
+/* The return address of the innermost --op call of the running thread: the
+ * superblock that starts there calls h_ret_site (an op ends when its call returns). */
+static ULong g_watch_ra;
 
-static Bool ret_site_has(Addr a) {
-    if (!ret_cap) return False;
-    UInt j = (UInt)((a * 0x9E3779B97F4A7C15ULL) >> 40) & (ret_cap - 1);
-    while (ret_sites[j]) {
-        if (ret_sites[j] == a) return True;
-        j = (j + 1) & (ret_cap - 1);
-    }
-    return False;
-}
-
-static void ret_site_put(Addr a) {
-    if (ret_count * 2 >= ret_cap) {
-        UInt cap = ret_cap ? ret_cap * 2 : 1024;
-        Addr *t = VG_(calloc)("pc.ret", cap, sizeof(Addr));
-        for (UInt i = 0; i < ret_cap; i++) {
-            if (!ret_sites[i]) continue;
-            UInt j = (UInt)((ret_sites[i] * 0x9E3779B97F4A7C15ULL) >> 40) & (cap - 1);
-            while (t[j]) j = (j + 1) & (cap - 1);
-            t[j] = ret_sites[i];
-        }
-        if (ret_sites) VG_(free)(ret_sites);
-        ret_sites = t;
-        ret_cap = cap;
-    }
-    UInt j = (UInt)((a * 0x9E3779B97F4A7C15ULL) >> 40) & (ret_cap - 1);
-    while (ret_sites[j]) j = (j + 1) & (ret_cap - 1);
-    ret_sites[j] = a;
-    ret_count++;
+static void set_watch(ThreadId tid) {
+    thread_state *t = thr(tid);
+    g_watch_ra = t->nframes ? t->frames[t->nframes - 1].ra : 0;
 }
 
 static void h_op_entry(HWord spec_index, HWord dst, HWord len, HWord sp) {
@@ -417,10 +392,7 @@ static void h_op_entry(HWord spec_index, HWord dst, HWord len, HWord sp) {
         check_writer();
     }
     t->frames[t->nframes++] = (call_frame){ra, sp, id};
-    if (ra && !ret_site_has(ra)) {
-        ret_site_put(ra);
-        VG_(discard_translations_safely)(ra, 1, "powercut-op-return");
-    }
+    set_watch(tid);
 }
 
 static VG_REGPARM(2) void h_ret_site(Addr ip, HWord sp) {
@@ -436,6 +408,7 @@ static VG_REGPARM(2) void h_ret_site(Addr ip, HWord sp) {
             check_writer();
         }
     }
+    set_watch(tid);
 }
 
 /* ------------------------------------------------------------------ instrumentation */
@@ -552,6 +525,11 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
             addStmtToIRSB(sb, st);
             if (first) {
                 first = False;
+                if (VG_(sizeXA)(opt_ops) > 0) {
+                    IRExpr *watch = atom(sb, Ity_I64, IRExpr_Load(Iend_LE, Ity_I64, u64((ULong)(HWord)&g_watch_ra)));
+                    IRExpr *hit = atom(sb, Ity_I1, IRExpr_Binop(Iop_CmpEQ64, watch, u64(ip)));
+                    call(sb, "pc_ret_site", h_ret_site, 2, mkIRExprVec_2(u64(ip), get_gpr(sb, 4)), hit);
+                }
                 HWord idx;
                 op_spec *spec = op_at(ip, &idx);
                 if (spec)
@@ -560,8 +538,6 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
                                        get_gpr(sb, arg_reg[spec->len_arg - 1]), get_gpr(sb, 4)),
                          NULL);
             }
-            if (ret_count && ret_site_has(ip))
-                call(sb, "pc_ret_site", h_ret_site, 2, mkIRExprVec_2(u64(ip), get_gpr(sb, 4)), NULL);
             switch (ins.kind) {
             case PI_CLFLUSH: {
                 IRExpr *ea = ea_expr(sb, &ins.ea, ip + ilen);
@@ -847,8 +823,9 @@ static void pc_post_syscall(ThreadId tid, UInt no, UWord *args, UInt nargs, SysR
 /* ------------------------------------------------------------------ threads, signals */
 
 static void pc_start_client_code(ThreadId tid, ULong blocks) {
-    (void)tid; (void)blocks;
+    (void)blocks;
     g_epoch++;
+    set_watch(tid);
 }
 
 static void pc_signal(ThreadId tid, Int sig, Bool alt) {
