@@ -10,7 +10,7 @@ struct Powercut: ParsableCommand {
             64 usage error, 65 bad trace or input data, 70 internal error.
             """,
         version: PowercutVersion.string,
-        subcommands: [Check.self, Convert.self, Record.self, Sweep.self, SweepWorker.self, Explain.self, Show.self, Info.self, Run.self]
+        subcommands: [Check.self, Convert.self, Record.self, Sweep.self, SweepWorker.self, Explain.self, Show.self, Info.self, Run.self, Import.self]
     )
 }
 
