@@ -368,7 +368,7 @@ func absolutePath(_ path: String) -> String {
     if path.hasPrefix("/") { return path }
     var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     guard getcwd(&buf, buf.count) != nil else { return path }
-    return String(cString: buf) + "/" + path
+    return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
 }
 
 func dirName(_ path: String) -> String {
