@@ -307,4 +307,90 @@ import Testing
         let ok = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "--", exe, "pool", "each"], in: scratch.url)
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
     }
+
+    // MARK: - both recorders, one routine
+
+    /// Calls one reference subject over a grid of destination offsets and sizes, each
+    /// case in its own 8 KiB of a --pmem-file pool, with the caller's sfence after it.
+    static let gridProgram = """
+        #include <fcntl.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <sys/mman.h>
+        #include <unistd.h>
+        #include "powercut_subjects.h"
+        static int list(const char *s, int *out) {
+            int n = 0;
+            while (*s) { out[n++] = atoi(s); while (*s && *s != ',') s++; if (*s) s++; }
+            return n;
+        }
+        int main(int argc, char **argv) {
+            int dst[128], size[128];
+            int nd = list(argv[3], dst), ns = list(argv[4], size);
+            size_t pool_size = (size_t)(nd * ns + 1) * 8192;
+            int fd = open(argv[1], O_RDWR | O_CREAT, 0644);
+            if (fd < 0 || ftruncate(fd, pool_size) != 0) return 9;
+            char *pool = mmap(0, pool_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            powercut_subject_fn fn = 0;
+            for (size_t i = 0; i < powercut_subject_count(); i++)
+                if (strcmp(powercut_subject_name(i), argv[2]) == 0) fn = powercut_subject_function(i);
+            if (!fn || strcmp(powercut_subject_writeback_name(), "clflush") != 0) return 8;
+            static char src[8192];
+            for (int i = 0; i < (int)sizeof src; i++) src[i] = (char)(i * 7);
+            int k = 0;
+            for (int d = 0; d < nd; d++)
+                for (int z = 0; z < ns; z++, k++) {
+                    fn(pool + 8192 * k + dst[d], src, size[z]);
+                    powercut_subject_sfence();
+                }
+            return 0;
+        }
+        """
+
+    /// The in-process recorder (powercut sweep) and the Valgrind tool (powercut run)
+    /// record the same routine on its clflush path: the same cases fail, by the same rules.
+    @Test func bothRecordersGiveTheSameVerdictsOverAGrid() throws {
+        let scratch = Scratch()
+        let subjects = packageRoot.appendingPathComponent("Sources/CPowercutSubjects").path
+        let sources = ((try? FileManager.default.contentsOfDirectory(atPath: subjects)) ?? [])
+            .filter { $0.hasSuffix(".c") }.map { subjects + "/" + $0 }
+        // The subjects' own sources, at -O2 as the package builds them (and with gcc's
+        // debug info, which Valgrind 3.19 reads).
+        let exe = try Self.compile(Self.gridProgram, "grid", in: scratch, flags: ["-O2", "-I", subjects + "/include"] + sources)
+        let dsts = [0, 1, 7, 8, 31, 56, 60, 63]
+        let sizes = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 100]
+        let env = ["POWERCUT_WRITEBACK": "clflush"]
+        for subject in ["copy_user_flushcache_2017", "copy_user_flushcache_2023", "memcpy_to_pmem_2015"] {
+            let sweep = try powercut(["sweep", subject, "--dst-offsets", dsts.map(String.init).joined(separator: ","),
+                                      "--sizes", sizes.map(String.init).joined(separator: ","), "--format", "json"],
+                                     in: scratch.url, environment: env)
+            #expect(sweep.status == 0 || sweep.status == 1, "\(sweep.stderr)")
+            var expected: [String: Set<String>] = [:]
+            let sweepJSON = try JSONSerialization.jsonObject(with: Data(sweep.stdout.utf8)) as? [String: Any]
+            for routine in sweepJSON?["routines"] as? [[String: Any]] ?? [] {
+                for c in routine["failingCases"] as? [[String: Any]] ?? [] {
+                    let key = "\(c["dstOffset"] as? Int ?? -1)+\(c["size"] as? Int ?? -1)"
+                    expected[key] = Set((c["rules"] as? [String: Any] ?? [:]).keys)
+                }
+            }
+
+            let pool = scratch.path("pool-" + subject)
+            let run = try powercut(["run", "--pmem-file", pool, "--op", subject + "=flushcache", "--format", "json", "--",
+                                    exe, pool, subject, dsts.map(String.init).joined(separator: ","),
+                                    sizes.map(String.init).joined(separator: ",")], in: scratch.url, environment: env)
+            #expect(run.status == (expected.isEmpty ? 0 : 1), "\(subject): \(run.stderr)")
+            var found: [String: Set<String>] = [:]
+            let runJSON = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+            let trace = (runJSON?["traces"] as? [[String: Any]])?.first
+            #expect(trace?["ops"] as? Int == dsts.count * sizes.count, "\(subject): one op per case")
+            for f in trace?["findings"] as? [[String: Any]] ?? [] {
+                guard let op = f["op"] as? Int, let rule = f["rule"] as? String, f["severity"] as? String == "error" else { continue }
+                let k = op - 1
+                found["\(dsts[k / sizes.count])+\(sizes[k % sizes.count])", default: []].insert(rule)
+            }
+            #expect(found == expected, "\(subject): run and sweep disagree")
+            if subject == "copy_user_flushcache_2017" { #expect(!expected.isEmpty, "the 2017 routine strands tail bytes") }
+        }
+    }
 }
