@@ -299,7 +299,9 @@ import Testing
     @Test(.enabled(if: EncoderTests.readerHasNewRecords, "needs the reader of mark, pmem-release and thread records"))
     func oneThreadsFenceDoesNotDrainAnotherThreadsNonTemporalStores() throws {
         let scratch = Scratch()
-        let exe = try Self.compile(Self.twoThreads, "threads", in: scratch, flags: ["-pthread"])
+        // Bound at load time: lazy binding of sched_yield would run the dynamic loader's
+        // locked instructions in the writer thread, a real fence that drains it.
+        let exe = try Self.compile(Self.twoThreads, "threads", in: scratch, flags: ["-pthread", "-Wl,-z,now"])
         let bad = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "--", exe, "pool"], in: scratch.url)
         #expect(bad.status == 1, "\(bad.stdout)\(bad.stderr)")
         #expect(bad.stdout.contains("not-durable"))
