@@ -820,6 +820,28 @@ static void pc_post_syscall(ThreadId tid, UInt no, UWord *args, UInt nargs, SysR
     register_range(tid, sr_Res(res), len, False, path, "mmap of a --pmem-file");
 }
 
+/* Memory the kernel (a system call) or Valgrind's core (a signal frame) wrote: the
+ * program's own instructions did not, so the tool cannot tell how; recorded as cached
+ * stores of what was written, with a warning the first time. */
+static Bool warned_kernel_write;
+
+static void pc_post_mem_write(CorePart part, ThreadId tid, Addr a, SizeT size) {
+    if (size == 0 || !overlaps_tracked(a, size)) return;
+    if (!warned_kernel_write) {
+        warned_kernel_write = True;
+        note("warning", "%s wrote tracked memory at 0x%lx+0x%lx; such writes are recorded as cached stores "
+             "(the kernel's copy is not seen instruction by instruction)",
+             part == Vg_CoreSysCall ? "a system call" : "Valgrind's core (e.g. a signal frame)", a, size);
+    }
+    UInt st = tid ? stack_here(tid) : 0;
+    for (SizeT off = 0; off < size; off += PCE_MAX_STORE) {
+        SizeT n = size - off < PCE_MAX_STORE ? size - off : PCE_MAX_STORE;
+        begin_event(tid);
+        pce_store(&ev, PCE_STORE, a + off, n, (const uint8_t *)(a + off), st);
+    }
+    check_writer();
+}
+
 /* ------------------------------------------------------------------ threads, signals */
 
 static void pc_start_client_code(ThreadId tid, ULong blocks) {
@@ -1038,6 +1060,7 @@ static void pc_pre_clo_init(void) {
     VG_(needs_syscall_wrapper)(pc_pre_syscall, pc_post_syscall);
     VG_(track_start_client_code)(pc_start_client_code);
     VG_(track_pre_deliver_signal)(pc_signal);
+    VG_(track_post_mem_write)(pc_post_mem_write);
     opt_pmem_files = VG_(newXA)(VG_(malloc), "pc.files", VG_(free), sizeof(HChar *));
     opt_ops = VG_(newXA)(VG_(malloc), "pc.ops", VG_(free), sizeof(op_spec));
     header_ranges = VG_(newXA)(VG_(malloc), "pc.hdr", VG_(free), sizeof(header_range));
