@@ -23,7 +23,7 @@ struct Run: ParsableCommand {
             """
     )
 
-    @Option(name: [.short, .customLong("trace")], help: ArgumentHelp("Keep the trace in FILE (.pct text, otherwise binary).", valueName: "file"))
+    @Option(name: [.customShort("o"), .customLong("trace")], help: ArgumentHelp("Keep the trace in FILE (.pct text, otherwise binary).", valueName: "file"))
     var trace: String?
 
     @Option(help: ArgumentHelp("Every mapping of this file is persistent memory (repeatable).", valueName: "path"))
@@ -45,6 +45,9 @@ struct Run: ParsableCommand {
     var rest: [String] = []
 
     mutating func validate() throws {
+        if rest.prefix(while: { $0 != "--" }).contains(where: { $0 == "--help" || $0 == "-h" }) {
+            throw CleanExit.helpRequest(self)
+        }
         guard let dash = rest.firstIndex(of: "--") else {
             throw ValidationError("name the program after '--', e.g. powercut run -- ./prog arg")
         }
