@@ -13,12 +13,13 @@ make -s -C "$root/ValgrindTool"
 export PMEM_IS_PMEM_FORCE=1
 
 now() { date +%s.%N; }
+calc() { awk "BEGIN { print $1 }"; }
 time_it() { # label, command...
     local label="$1"; shift
     rm -f "$work/pool"
     local t0 t1
     t0=$(now); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 70; }; t1=$(now)
-    echo "$t1 - $t0" | bc -l
+    calc "$t1 - $t0"
 }
 native=$(time_it native "$work/copy" "$work/pool")
 none=$(time_it none valgrind --tool=none "$work/copy" "$work/pool")
@@ -26,12 +27,12 @@ record=$(time_it record env VALGRIND_LIB="$root/ValgrindTool/build/lib" valgrind
     --events="$work/ev" --head="$work/hd" --notes="$work/notes" "$work/copy" "$work/pool")
 size=$(( $(stat -c %s "$work/ev") + $(stat -c %s "$work/hd") ))
 printf 'native               %7.2f s\n' "$native"
-printf 'valgrind --tool=none %7.2f s  %6.1fx native\n' "$none" "$(echo "$none / $native" | bc -l)"
+printf 'valgrind --tool=none %7.2f s  %6.1fx native\n' "$none" "$(calc "$none / $native")"
 printf 'powercut recording   %7.2f s  %6.1fx native  %5.2fx --tool=none  (goal: within 10x)  trace %d MB\n' \
-    "$record" "$(echo "$record / $native" | bc -l)" "$(echo "$record / $none" | bc -l)" $((size >> 20))
+    "$record" "$(calc "$record / $native")" "$(calc "$record / $none")" $((size >> 20))
 t0=$(now)
 status=0
 "$powercut" run -o "$work/t.pctb" -- "$work/copy" "$work/pool" >"$work/report" 2>&1 || status=$?
 t1=$(now)
-printf 'powercut run (record + check) %7.2f s, exit status %d: %s\n' "$(echo "$t1 - $t0" | bc -l)" "$status" \
+printf 'powercut run (record + check) %7.2f s, exit status %d: %s\n' "$(calc "$t1 - $t0")" "$status" \
     "$(tail -n 1 "$work/report")"
