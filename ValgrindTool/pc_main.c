@@ -27,6 +27,7 @@
 #include "pub_tool_aspacemgr.h"
 #include "pub_tool_xarray.h"
 #include "pub_tool_vki.h"
+#include "pub_tool_libcproc.h"
 #include "pub_tool_vkiscnums.h"
 #include "libvex_guest_amd64.h"
 #include "valgrind.h"
@@ -75,6 +76,8 @@ static UChar ev_buf[4 << 20];
 static pce_writer ev;
 static Int events_fd = -1;
 static Bool write_failed;
+/* A forked child runs on with a copy of this state (see pc_fork_child). */
+static Bool in_child, warned_fork;
 
 static int fd_flush(void *ctx, const uint8_t *p, size_t n) {
     Int fd = *(Int *)ctx;
@@ -575,8 +578,13 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
         case Ist_Dirty: {
             addStmtToIRSB(sb, st);
             IRDirty *d = st->Ist.Dirty.details;
-            if ((d->mFx == Ifx_Write || d->mFx == Ifx_Modify) && d->mAddr && d->mSize > 0)
-                store_hook(sb, d->mAddr, d->mSize, PCE_STORE, ip, d->guard);
+            if ((d->mFx == Ifx_Write || d->mFx == Ifx_Modify) && d->mAddr && d->mSize > 0) {
+                /* xsave, fxsave and the like: rare and possibly wider than the quick
+                 * test's 64-byte margin, so the helper always decides */
+                IRExpr *addr = atom(sb, Ity_I64, d->mAddr);
+                IRExpr **args = mkIRExprVec_3(addr, u64(((ULong)PCE_STORE << 16) | (ULong)d->mSize), u64(ip));
+                call(sb, "pc_store", h_store, 3, args, d->guard);
+            }
             continue;
         }
         case Ist_MBE:
@@ -664,6 +672,10 @@ static Bool register_range(ThreadId tid, Addr a, SizeT n, Bool vol, const HChar 
 
 static Bool pc_client_request(ThreadId tid, UWord *arg, UWord *ret) {
     HChar text[4200];
+    if (in_child && (VG_IS_TOOL_USERREQ('P', 'C', arg[0]) || VG_IS_TOOL_USERREQ('p', 'c', arg[0]))) {
+        *ret = arg[0] == POWERCUT_VG_HELLO ? POWERCUT_VG_HELLO_ANSWER : 0;
+        return True;
+    }
     if (VG_IS_TOOL_USERREQ('P', 'C', arg[0])) {
         switch (arg[0]) {
         case PMC_REGISTER_PMEM_MAPPING:
@@ -842,6 +854,26 @@ static void pc_post_mem_write(CorePart part, ThreadId tid, Addr a, SizeT size) {
     check_writer();
 }
 
+/* A forked child runs on under Valgrind with a copy of the tool's state: it records
+ * nothing (the parent owns the trace files) and writes nothing at exit. */
+static void pc_fork_parent(ThreadId tid) {
+    (void)tid;
+    if (!warned_fork) {
+        warned_fork = True;
+        note("warning", "the program forked; only the parent process is recorded");
+    }
+}
+
+static void pc_fork_child(ThreadId tid) {
+    (void)tid;
+    in_child = True;
+    nranges = 0;
+    update_bounds();
+    ev.failed = 1; /* the parent flushes what was buffered before the fork */
+    write_failed = True;
+    notes_fd = -1;
+}
+
 /* ------------------------------------------------------------------ threads, signals */
 
 static void pc_start_client_code(ThreadId tid, ULong blocks) {
@@ -1005,9 +1037,11 @@ static void pc_post_clo_init(void) {
     threads = VG_(calloc)("pc.threads", VG_N_THREADS, sizeof *threads);
     /* Each call and return must end a superblock, so that stack caching sees them. */
     VG_(clo_vex_control).guest_chase = False;
+    VG_(atfork)(NULL, pc_fork_parent, pc_fork_child);
 }
 
 static void pc_fini(Int exitcode) {
+    if (in_child) return;
     /* ops a thread never returned from (exit or longjmp inside) */
     for (UInt tid = 0; tid < VG_N_THREADS; tid++) {
         thread_state *t = &threads[tid];
