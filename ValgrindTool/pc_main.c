@@ -27,6 +27,7 @@
 #include "pub_tool_aspacemgr.h"
 #include "pub_tool_xarray.h"
 #include "pub_tool_vki.h"
+#include "pub_tool_libcproc.h"
 #include "pub_tool_vkiscnums.h"
 #include "libvex_guest_amd64.h"
 #include "valgrind.h"
@@ -75,6 +76,8 @@ static UChar ev_buf[4 << 20];
 static pce_writer ev;
 static Int events_fd = -1;
 static Bool write_failed;
+/* A forked child runs on with a copy of this state (see pc_fork_child). */
+static Bool in_child, warned_fork;
 
 static int fd_flush(void *ctx, const uint8_t *p, size_t n) {
     Int fd = *(Int *)ctx;
@@ -361,38 +364,13 @@ static void h_unsupported(Addr ip, HWord kind) {
 
 /* ------------------------------------------------------------------ ops by symbol */
 
-/* Return addresses watched for the end of an op (instrumented when translated). */
-static Addr *ret_sites;
-static UInt ret_cap, ret_count;
+/* The return address of the innermost --op call of the running thread: the
+ * superblock that starts there calls h_ret_site (an op ends when its call returns). */
+static ULong g_watch_ra;
 
-static Bool ret_site_has(Addr a) {
-    if (!ret_cap) return False;
-    UInt j = (UInt)((a * 0x9E3779B97F4A7C15ULL) >> 40) & (ret_cap - 1);
-    while (ret_sites[j]) {
-        if (ret_sites[j] == a) return True;
-        j = (j + 1) & (ret_cap - 1);
-    }
-    return False;
-}
-
-static void ret_site_put(Addr a) {
-    if (ret_count * 2 >= ret_cap) {
-        UInt cap = ret_cap ? ret_cap * 2 : 1024;
-        Addr *t = VG_(calloc)("pc.ret", cap, sizeof(Addr));
-        for (UInt i = 0; i < ret_cap; i++) {
-            if (!ret_sites[i]) continue;
-            UInt j = (UInt)((ret_sites[i] * 0x9E3779B97F4A7C15ULL) >> 40) & (cap - 1);
-            while (t[j]) j = (j + 1) & (cap - 1);
-            t[j] = ret_sites[i];
-        }
-        if (ret_sites) VG_(free)(ret_sites);
-        ret_sites = t;
-        ret_cap = cap;
-    }
-    UInt j = (UInt)((a * 0x9E3779B97F4A7C15ULL) >> 40) & (ret_cap - 1);
-    while (ret_sites[j]) j = (j + 1) & (ret_cap - 1);
-    ret_sites[j] = a;
-    ret_count++;
+static void set_watch(ThreadId tid) {
+    thread_state *t = thr(tid);
+    g_watch_ra = t->nframes ? t->frames[t->nframes - 1].ra : 0;
 }
 
 static void h_op_entry(HWord spec_index, HWord dst, HWord len, HWord sp) {
@@ -417,10 +395,7 @@ static void h_op_entry(HWord spec_index, HWord dst, HWord len, HWord sp) {
         check_writer();
     }
     t->frames[t->nframes++] = (call_frame){ra, sp, id};
-    if (ra && !ret_site_has(ra)) {
-        ret_site_put(ra);
-        VG_(discard_translations_safely)(ra, 1, "powercut-op-return");
-    }
+    set_watch(tid);
 }
 
 static VG_REGPARM(2) void h_ret_site(Addr ip, HWord sp) {
@@ -436,6 +411,7 @@ static VG_REGPARM(2) void h_ret_site(Addr ip, HWord sp) {
             check_writer();
         }
     }
+    set_watch(tid);
 }
 
 /* ------------------------------------------------------------------ instrumentation */
@@ -552,6 +528,11 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
             addStmtToIRSB(sb, st);
             if (first) {
                 first = False;
+                if (VG_(sizeXA)(opt_ops) > 0) {
+                    IRExpr *watch = atom(sb, Ity_I64, IRExpr_Load(Iend_LE, Ity_I64, u64((ULong)(HWord)&g_watch_ra)));
+                    IRExpr *hit = atom(sb, Ity_I1, IRExpr_Binop(Iop_CmpEQ64, watch, u64(ip)));
+                    call(sb, "pc_ret_site", h_ret_site, 2, mkIRExprVec_2(u64(ip), get_gpr(sb, 4)), hit);
+                }
                 HWord idx;
                 op_spec *spec = op_at(ip, &idx);
                 if (spec)
@@ -560,8 +541,6 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
                                        get_gpr(sb, arg_reg[spec->len_arg - 1]), get_gpr(sb, 4)),
                          NULL);
             }
-            if (ret_count && ret_site_has(ip))
-                call(sb, "pc_ret_site", h_ret_site, 2, mkIRExprVec_2(u64(ip), get_gpr(sb, 4)), NULL);
             switch (ins.kind) {
             case PI_CLFLUSH: {
                 IRExpr *ea = ea_expr(sb, &ins.ea, ip + ilen);
@@ -599,8 +578,13 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
         case Ist_Dirty: {
             addStmtToIRSB(sb, st);
             IRDirty *d = st->Ist.Dirty.details;
-            if ((d->mFx == Ifx_Write || d->mFx == Ifx_Modify) && d->mAddr && d->mSize > 0)
-                store_hook(sb, d->mAddr, d->mSize, PCE_STORE, ip, d->guard);
+            if ((d->mFx == Ifx_Write || d->mFx == Ifx_Modify) && d->mAddr && d->mSize > 0) {
+                /* xsave, fxsave and the like: rare and possibly wider than the quick
+                 * test's 64-byte margin, so the helper always decides */
+                IRExpr *addr = atom(sb, Ity_I64, d->mAddr);
+                IRExpr **args = mkIRExprVec_3(addr, u64(((ULong)PCE_STORE << 16) | (ULong)d->mSize), u64(ip));
+                call(sb, "pc_store", h_store, 3, args, d->guard);
+            }
             continue;
         }
         case Ist_MBE:
@@ -688,6 +672,10 @@ static Bool register_range(ThreadId tid, Addr a, SizeT n, Bool vol, const HChar 
 
 static Bool pc_client_request(ThreadId tid, UWord *arg, UWord *ret) {
     HChar text[4200];
+    if (in_child && (VG_IS_TOOL_USERREQ('P', 'C', arg[0]) || VG_IS_TOOL_USERREQ('p', 'c', arg[0]))) {
+        *ret = arg[0] == POWERCUT_VG_HELLO ? POWERCUT_VG_HELLO_ANSWER : 0;
+        return True;
+    }
     if (VG_IS_TOOL_USERREQ('P', 'C', arg[0])) {
         switch (arg[0]) {
         case PMC_REGISTER_PMEM_MAPPING:
@@ -844,11 +832,54 @@ static void pc_post_syscall(ThreadId tid, UInt no, UWord *args, UInt nargs, SysR
     register_range(tid, sr_Res(res), len, False, path, "mmap of a --pmem-file");
 }
 
+/* Memory the kernel (a system call) or Valgrind's core (a signal frame) wrote: the
+ * program's own instructions did not, so the tool cannot tell how; recorded as cached
+ * stores of what was written, with a warning the first time. */
+static Bool warned_kernel_write;
+
+static void pc_post_mem_write(CorePart part, ThreadId tid, Addr a, SizeT size) {
+    if (size == 0 || !overlaps_tracked(a, size)) return;
+    if (!warned_kernel_write) {
+        warned_kernel_write = True;
+        note("warning", "%s wrote tracked memory at 0x%lx+0x%lx; such writes are recorded as cached stores "
+             "(the kernel's copy is not seen instruction by instruction)",
+             part == Vg_CoreSysCall ? "a system call" : "Valgrind's core (e.g. a signal frame)", a, size);
+    }
+    UInt st = tid ? stack_here(tid) : 0;
+    for (SizeT off = 0; off < size; off += PCE_MAX_STORE) {
+        SizeT n = size - off < PCE_MAX_STORE ? size - off : PCE_MAX_STORE;
+        begin_event(tid);
+        pce_store(&ev, PCE_STORE, a + off, n, (const uint8_t *)(a + off), st);
+    }
+    check_writer();
+}
+
+/* A forked child runs on under Valgrind with a copy of the tool's state: it records
+ * nothing (the parent owns the trace files) and writes nothing at exit. */
+static void pc_fork_parent(ThreadId tid) {
+    (void)tid;
+    if (!warned_fork) {
+        warned_fork = True;
+        note("warning", "the program forked; only the parent process is recorded");
+    }
+}
+
+static void pc_fork_child(ThreadId tid) {
+    (void)tid;
+    in_child = True;
+    nranges = 0;
+    update_bounds();
+    ev.failed = 1; /* the parent flushes what was buffered before the fork */
+    write_failed = True;
+    notes_fd = -1;
+}
+
 /* ------------------------------------------------------------------ threads, signals */
 
 static void pc_start_client_code(ThreadId tid, ULong blocks) {
-    (void)tid; (void)blocks;
+    (void)blocks;
     g_epoch++;
+    set_watch(tid);
 }
 
 static void pc_signal(ThreadId tid, Int sig, Bool alt) {
@@ -1006,9 +1037,11 @@ static void pc_post_clo_init(void) {
     threads = VG_(calloc)("pc.threads", VG_N_THREADS, sizeof *threads);
     /* Each call and return must end a superblock, so that stack caching sees them. */
     VG_(clo_vex_control).guest_chase = False;
+    VG_(atfork)(NULL, pc_fork_parent, pc_fork_child);
 }
 
 static void pc_fini(Int exitcode) {
+    if (in_child) return;
     /* ops a thread never returned from (exit or longjmp inside) */
     for (UInt tid = 0; tid < VG_N_THREADS; tid++) {
         thread_state *t = &threads[tid];
@@ -1061,6 +1094,7 @@ static void pc_pre_clo_init(void) {
     VG_(needs_syscall_wrapper)(pc_pre_syscall, pc_post_syscall);
     VG_(track_start_client_code)(pc_start_client_code);
     VG_(track_pre_deliver_signal)(pc_signal);
+    VG_(track_post_mem_write)(pc_post_mem_write);
     opt_pmem_files = VG_(newXA)(VG_(malloc), "pc.files", VG_(free), sizeof(HChar *));
     opt_ops = VG_(newXA)(VG_(malloc), "pc.ops", VG_(free), sizeof(op_spec));
     header_ranges = VG_(newXA)(VG_(malloc), "pc.hdr", VG_(free), sizeof(header_range));

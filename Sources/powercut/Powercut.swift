@@ -11,7 +11,7 @@ struct Powercut: ParsableCommand {
             """,
         version: PowercutVersion.string,
         subcommands: [Check.self, Convert.self, Record.self, Sweep.self, SweepWorker.self, KernelLiftCommand.self, Explain.self, Show.self,
-                      Info.self, Run.self, Crash.self]
+                      Info.self, Run.self, Import.self, Crash.self]
     )
 }
 

@@ -23,7 +23,7 @@ struct Run: ParsableCommand {
             """
     )
 
-    @Option(name: [.short, .customLong("trace")], help: ArgumentHelp("Keep the trace in FILE (.pct text, otherwise binary).", valueName: "file"))
+    @Option(name: [.customShort("o"), .customLong("trace")], help: ArgumentHelp("Keep the trace in FILE (.pct text, otherwise binary).", valueName: "file"))
     var trace: String?
 
     @Option(help: ArgumentHelp("Every mapping of this file is persistent memory (repeatable).", valueName: "path"))
@@ -45,19 +45,52 @@ struct Run: ParsableCommand {
     var rest: [String] = []
 
     mutating func validate() throws {
+        if rest.prefix(while: { $0 != "--" }).contains(where: { $0 == "--help" || $0 == "-h" }) {
+            throw CleanExit.helpRequest(self)
+        }
         guard let dash = rest.firstIndex(of: "--") else {
             throw ValidationError("name the program after '--', e.g. powercut run -- ./prog arg")
         }
         if dash + 1 >= rest.count { throw ValidationError("name the program after '--'") }
-        for spec in op where !ValgrindRun.isValidOpSpec(spec) {
-            throw ValidationError("--op '\(spec)': expected SYMBOL[=flushcache|persist|none][:DST:LEN] with positions 1 to 6")
+    }
+
+    /// ArgumentParser hands run's own options after the first unknown one to `rest`
+    /// with everything else: they are taken out here, the rest goes to check.
+    private func split() -> (own: Run, check: [String], command: [String]) {
+        var own = self
+        let dash = rest.firstIndex(of: "--")!
+        var check: [String] = []
+        let before = Array(rest[..<dash])
+        var i = 0
+        func value(_ name: String) -> String? {
+            let a = before[i]
+            if a.hasPrefix(name + "=") { return String(a.dropFirst(name.count + 1)) }
+            if a == name, i + 1 < before.count { i += 1; return before[i] }
+            return nil
         }
+        while i < before.count {
+            if let v = value("-o") ?? value("--trace") { own.trace = v }
+            else if let v = value("--pmem-file") { own.pmemFile.append(v) }
+            else if let v = value("--op") { own.op.append(v) }
+            else if let v = value("--report") { own.report = v }
+            else if let v = value("--valgrind") { own.valgrind = v }
+            else if let v = value("--valgrind-arg") { own.valgrindArg.append(v) }
+            else { check.append(before[i]) }
+            i += 1
+        }
+        return (own, check, Array(rest[(dash + 1)...]))
     }
 
     func run() throws {
-        let dash = rest.firstIndex(of: "--")!
-        var checkArguments = Array(rest[..<dash])
-        let command = Array(rest[(dash + 1)...])
+        let (own, checkOptions, command) = split()
+        try own.record(checkOptions: checkOptions, command: command)
+    }
+
+    private func record(checkOptions: [String], command: [String]) throws {
+        var checkArguments = checkOptions
+        for spec in op where !ValgrindRun.isValidOpSpec(spec) {
+            throw ValidationError("--op '\(spec)': expected SYMBOL[=flushcache|persist|none][:DST:LEN] with positions 1 to 6")
+        }
         if let report { checkArguments += ["--output", report] }
         // Check's options fail before the program runs.
         do {
@@ -338,7 +371,7 @@ func absolutePath(_ path: String) -> String {
     if path.hasPrefix("/") { return path }
     var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     guard getcwd(&buf, buf.count) != nil else { return path }
-    return String(cString: buf) + "/" + path
+    return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
 }
 
 func dirName(_ path: String) -> String {
