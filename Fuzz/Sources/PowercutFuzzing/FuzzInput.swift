@@ -41,7 +41,36 @@ public struct FuzzInput {
     }
 }
 
-/// A failed check: the message goes to standard error and the process aborts, which
+/// The checks the targets make beyond "no crash", by the names POWERCUT_FUZZ_LAX takes.
+public enum FuzzCheck: String, CaseIterable, Sendable {
+    /// A rejection is one short, escaped line.
+    case messages
+    /// What the binary reader accepts, the text form holds.
+    case binaryText = "binary-text"
+    /// text -> binary -> text gives the canonical text back.
+    case roundTrip = "roundtrip"
+    /// The JSON, SARIF, JUnit, GitHub and SVG documents are well-formed.
+    case documents
+    /// The baseline powercut writes reads back.
+    case baseline
+    /// The suppression blocks powercut generates read back and match their findings.
+    case suppressions
+}
+
+/// POWERCUT_FUZZ_LAX=messages,binary-text,…: checks not made, to look for other failures
+/// while a bug they find is open.
+let laxChecks: Set<String> = Set((getenv("POWERCUT_FUZZ_LAX").map { String(cString: $0) } ?? "")
+    .split(separator: ",").map(String.init))
+
+public func isLax(_ check: FuzzCheck) -> Bool { laxChecks.contains(check.rawValue) }
+
+/// A check failed: abort (see `fuzzFailure`) unless POWERCUT_FUZZ_LAX names the check.
+public func checkFailed(_ check: FuzzCheck, _ message: @autoclosure () -> String) {
+    if isLax(check) { return }
+    fuzzFailure("[\(check.rawValue)] " + message())
+}
+
+/// A failure: the message goes to standard error and the process aborts, which
 /// libFuzzer reports as a crash and saves the input that caused it.
 public func fuzzFailure(_ message: String) -> Never {
     let text = "powercut-fuzz: FAILED: " + message + "\n"
@@ -51,19 +80,14 @@ public func fuzzFailure(_ message: String) -> Never {
 
 /// A rejection is one line that quotes at most a short, escaped piece of the input
 /// (the hostile-input rule): no control byte, and bounded whatever the input's size.
-/// POWERCUT_FUZZ_LAX_MESSAGES=1 turns this check off, to look for other failures
-/// while a known message bug is open.
 public func checkRejection(_ message: String, what: String, maxBytes: Int = maxMessageBytes) {
-    if laxMessages { return }
     if let bad = message.utf8.first(where: { $0 < 0x20 || $0 == 0x7f }) {
-        fuzzFailure("\(what) message holds the control byte 0x\(String(bad, radix: 16)) (expected one line, escaped): \(escapedPrefix(message))")
+        checkFailed(.messages, "\(what) message holds the control byte 0x\(String(bad, radix: 16)) (expected one line, escaped): \(escapedPrefix(message))")
     }
     if message.utf8.count > maxBytes {
-        fuzzFailure("\(what) message is \(message.utf8.count) bytes (expected at most \(maxBytes), quoting ~80 bytes of input): \(escapedPrefix(message))")
+        checkFailed(.messages, "\(what) message is \(message.utf8.count) bytes (expected at most \(maxBytes), quoting ~80 bytes of input): \(escapedPrefix(message))")
     }
 }
-
-let laxMessages = getenv("POWERCUT_FUZZ_LAX_MESSAGES").map { String(cString: $0) == "1" } ?? false
 
 /// Room for the file name, the location, the wording and ~80 quoted bytes escaped
 /// (`\xHH`, four bytes each).

@@ -63,9 +63,9 @@ public enum BinaryReaderTarget {
         let text = trace.text
         switch tryReadTrace(Array(text.utf8)) {
         case .success(let again):
-            RoundTripTarget.compare(text, again.text, "binary -> text -> text")
+            RoundTripTarget.compare(text, again.text, "binary -> text -> text", check: .binaryText)
         case .failure(let error):
-            fuzzFailure("the binary reader accepted a trace whose text form the text reader rejects (\(error)):\n\(escapedPrefix(text, max: 4000))")
+            checkFailed(.binaryText, "the binary reader accepted a trace whose text form the text reader rejects (\(error)):\n\(escapedPrefix(text, max: 4000))")
         }
         return 0
     }

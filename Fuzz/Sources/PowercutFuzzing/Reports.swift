@@ -63,20 +63,20 @@ public enum ReplayTarget {
             let baseline = try Baseline.parse(baselineText, file: "fuzz-baseline")
             let expected = Set(triage.entries.joined().map(\.fingerprint.hash))
             if baseline.fingerprints != expected {
-                fuzzFailure("the baseline written reads back as other fingerprints")
+                checkFailed(.baseline, "the baseline written reads back as other fingerprints")
             }
         } catch {
-            fuzzFailure("powercut rejects the baseline it wrote: \(error)\n\(baselineText)")
+            checkFailed(.baseline, "powercut rejects the baseline it wrote: \(error)\n\(baselineText)")
         }
         let blocks = SuppressionList.generate(triage.reportedFindings, frames: frames)
         do {
             let parsed = try SuppressionList.parse(blocks, file: "fuzz-suppressions")
             let list = SuppressionList(parsed)
             for (f, t) in triage.reportedFindings where list.match(f, in: t, frames: frames) == nil {
-                fuzzFailure("a generated suppression block does not match its finding (\(f.rule.rawValue)):\n\(blocks)")
+                checkFailed(.suppressions, "a generated suppression block does not match its finding (\(f.rule.rawValue)):\n\(blocks)")
             }
         } catch {
-            fuzzFailure("powercut rejects the suppression blocks it generated: \(error)\n\(blocks)")
+            checkFailed(.suppressions, "powercut rejects the suppression blocks it generated: \(error)\n\(blocks)")
         }
     }
 
@@ -94,7 +94,7 @@ func checkJSON(_ text: String, _ what: String) {
     do {
         _ = try JSONSerialization.jsonObject(with: Data(text.utf8))
     } catch {
-        fuzzFailure("the \(what) is not JSON (\(error)):\n\(escapedPrefix(text, max: 2000))")
+        checkFailed(.documents, "the \(what) is not JSON (\(error)):\n\(escapedPrefix(text, max: 2000))")
     }
 }
 
@@ -102,14 +102,14 @@ func checkXML(_ text: String, _ what: String) {
     let parser = XMLParser(data: Data(text.utf8))
     if !parser.parse() {
         let why = parser.parserError.map { "\($0)" } ?? "unknown error"
-        fuzzFailure("the \(what) is not well-formed XML (\(why), line \(parser.lineNumber)):\n\(escapedPrefix(text, max: 2000))")
+        checkFailed(.documents, "the \(what) is not well-formed XML (\(why), line \(parser.lineNumber)):\n\(escapedPrefix(text, max: 2000))")
     }
 }
 
 /// Every line a workflow command: `::error …::message`, with no raw newline inside.
 func checkGitHub(_ text: String) {
     for line in text.split(separator: "\n") where !line.hasPrefix("::") {
-        fuzzFailure("a GitHub report line is not a workflow command: \(escapedPrefix(String(line)))")
+        checkFailed(.documents, "a GitHub report line is not a workflow command: \(escapedPrefix(String(line)))")
     }
-    if text.contains("\r") { fuzzFailure("the GitHub report holds a raw carriage return") }
+    if text.contains("\r") { checkFailed(.documents, "the GitHub report holds a raw carriage return") }
 }

@@ -31,32 +31,34 @@ public enum RoundTripTarget {
             try trace.write(to: path, form: .binary)
         } catch {
             if error.kind == .io { fuzzFailure("cannot write the scratch file \(path): \(error)") }
-            fuzzFailure("the text reader accepted a trace the binary writer refuses: \(error)")
+            checkFailed(.roundTrip, "the text reader accepted a trace the binary writer refuses: \(error)")
+            return 0
         }
         let binary: Trace
         do {
             binary = try Trace(contentsOf: path)
         } catch {
-            fuzzFailure("the binary reader rejects what the binary writer wrote: \(error)")
+            checkFailed(.roundTrip, "the binary reader rejects what the binary writer wrote: \(error)")
+            return 0
         }
-        compare(canonical, binary.text, "text -> binary -> text")
+        compare(canonical, binary.text, "text -> binary -> text", check: .roundTrip)
 
         switch tryReadTrace(Array(canonical.utf8)) {
         case .success(let again):
-            compare(canonical, again.text, "text -> canonical text -> text")
+            compare(canonical, again.text, "text -> canonical text -> text", check: .roundTrip)
         case .failure(let error):
-            fuzzFailure("the text reader rejects the canonical text of a trace it accepted (\(error)):\n\(escapedPrefix(canonical, max: 4000))")
+            checkFailed(.roundTrip, "the text reader rejects the canonical text of a trace it accepted (\(error)):\n\(escapedPrefix(canonical, max: 4000))")
         }
         return 0
     }
 
-    static func compare(_ expected: String, _ actual: String, _ what: String) {
+    static func compare(_ expected: String, _ actual: String, _ what: String, check: FuzzCheck) {
         guard expected != actual else { return }
         let a = expected.split(separator: "\n", omittingEmptySubsequences: false)
         let b = actual.split(separator: "\n", omittingEmptySubsequences: false)
         let i = (0..<min(a.count, b.count)).first { a[$0] != b[$0] } ?? min(a.count, b.count)
         let left = i < a.count ? escapedPrefix(String(a[i])) : "(end of text)"
         let right = i < b.count ? escapedPrefix(String(b[i])) : "(end of text)"
-        fuzzFailure("round trip \(what) differs at line \(i + 1):\n  canonical: \(left)\n  after:     \(right)")
+        checkFailed(check, "round trip \(what) differs at line \(i + 1):\n  canonical: \(left)\n  after:     \(right)")
     }
 }
