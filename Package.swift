@@ -14,6 +14,9 @@ let package = Package(
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
         .library(name: "PowercutCrash", targets: ["PowercutCrash"]),
+        // The printers and explain, for the fuzz targets (Fuzz/) and users' own tools.
+        .library(name: "PowercutReport", targets: ["PowercutReport"]),
+        .library(name: "PowercutExplain", targets: ["PowercutExplain"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
         // The recorder's C API (powercut.h) for users' own harnesses.

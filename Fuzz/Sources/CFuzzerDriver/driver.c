@@ -1,0 +1,3 @@
+// Nothing to compile: the header declares libFuzzer's driver, which -sanitize=fuzzer
+// links in.
+#include "fuzzer_driver.h"

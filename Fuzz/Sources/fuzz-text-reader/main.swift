@@ -1,0 +1,9 @@
+// The fuzz target TextReaderTarget (in PowercutFuzzing), driven by libFuzzer.
+import PowercutFuzzing
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    TextReaderTarget.run(FuzzInput(data, size))
+}
+
+runFuzzer(fuzzOneInput)
