@@ -17,6 +17,7 @@ let package = Package(
         // The printers and explain, for the fuzz targets (Fuzz/) and users' own tools.
         .library(name: "PowercutReport", targets: ["PowercutReport"]),
         .library(name: "PowercutExplain", targets: ["PowercutExplain"]),
+        .library(name: "PowercutWorkers", targets: ["PowercutWorkers"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
         // The recorder's C API (powercut.h) for users' own harnesses.
@@ -57,8 +58,11 @@ let package = Package(
         ),
         // The recorder as Swift: record a call or a closure into a trace.
         .target(name: "PowercutRecorder", dependencies: ["CPowercutRecorder", "CPowercutSubjects", "PowercutTrace"]),
+        // Worker processes for jobs that may crash, exit or hang: each costs one job.
+        .target(name: "PowercutWorkers"),
         // The sweep: a routine over every alignment and size, in worker processes.
-        .target(name: "PowercutSweep", dependencies: ["PowercutTrace", "PowercutModel", "PowercutOutput", "PowercutRecorder"]),
+        .target(name: "PowercutSweep",
+                dependencies: ["PowercutTrace", "PowercutModel", "PowercutOutput", "PowercutRecorder", "PowercutWorkers"]),
         // The reference subjects: the Linux flushcache copy routines, as they behaved.
         // Built at -O2 in every configuration, as a kernel builds its copy routines: the
         // instruction stream recorded is the one that ships, and sweeps stay fast.
@@ -82,6 +86,7 @@ let package = Package(
         .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
         .testTarget(name: "PowercutKernelLiftTests", dependencies: ["PowercutKernelLift", "PowercutSweep", "PowercutRecorder", "PowercutModel"],
                     exclude: ["Trees"]),
+        .testTarget(name: "PowercutWorkersTests", dependencies: ["PowercutWorkers"]),
         .testTarget(name: "PowercutSymbolizeTests", dependencies: ["PowercutSymbolize", "PowercutTrace"]),
         .testTarget(name: "PowercutReportTests",
                     dependencies: ["PowercutReport", "PowercutTriage", "PowercutSymbolize", "PowercutOutput", "PowercutModel", "PowercutTrace"]),
