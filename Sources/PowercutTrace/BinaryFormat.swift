@@ -1,3 +1,5 @@
+import Glibc
+
 /// The binary trace form, version 1: the text form's information, compact and fast to
 /// stream. Docs/binary-format.md describes it for other implementations.
 ///
@@ -443,6 +445,10 @@ final class BinaryTraceReader {
         while n < max {
             if finished { return n > 0 }
             _ = try input.ensure(64)
+            if pendingTag == nil {
+                n = try fastEvents(n, max)
+                if n == max { break }
+            }
             let start = input.fileOffset - (pendingTag != nil ? 1 : 0)
             let tag: UInt8
             if let t = pendingTag {
@@ -504,7 +510,7 @@ final class BinaryTraceReader {
                     e.source = e.address &+ UInt64(bitPattern: BinaryFormat.unzigzag(try varint()))
                     e.flags |= Event.Flags.hasSource
                 }
-                if flags & 2 != 0 { e.name = intern(try string(.name)) }
+                if flags & 2 != 0 { e.name = try opName() }
                 prev = e.address
             case .opEnd:
                 e.op = try varint()
@@ -547,6 +553,115 @@ final class BinaryTraceReader {
             n += 1
         }
         return true
+    }
+
+    /// The common events, decoded straight from the buffer while at least 64 bytes
+    /// are in it (more than any of these records takes): plain stores without data,
+    /// write-backs, fences, ops whose name is the last one seen. Stops at anything else
+    /// (or anything wrong) with the record unread, for the general path to decode or
+    /// reject; so every check stays in one place.
+    @inline(__always)
+    private func fastEvents(_ first: Int, _ max: Int) throws(TraceError) -> Int {
+        var n = first
+        let buf = input.buffer
+        var pos = input.position
+        let limit = input.end - 64
+        var prev = self.prev
+        var seq = self.seq
+        let thread = self.thread
+        let out = scratch
+        defer {
+            input.position = pos
+            self.prev = prev
+            self.seq = seq
+        }
+        @inline(__always) func varint(_ p: inout Int) -> UInt64? {
+            var b = buf[p]
+            p += 1
+            if b < 0x80 { return UInt64(b) }
+            var v = UInt64(b & 0x7F)
+            var shift: UInt64 = 7
+            repeat {
+                b = buf[p]
+                p += 1
+                if shift == 63 && b > 1 { return nil }
+                v |= UInt64(b & 0x7F) << shift
+                shift += 7
+            } while b >= 0x80
+            return v
+        }
+        while n < max && pos <= limit {
+            let tag = buf[pos]
+            guard tag & 0xA0 == 0x20 else { break }  // an event without data
+            var p = pos + 1
+            var e = Event(kind: .sfence, seq: seq)
+            e.thread = thread
+            switch tag & 0x1F {
+            case 0, 1:
+                guard let d = varint(&p), let size = varint(&p) else { return n }
+                e.kind = tag & 1 == 0 ? .store : .ntstore
+                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
+                e.size = size
+                prev = e.address &+ size
+            case 2, 3, 4:
+                guard let d = varint(&p) else { return n }
+                e.kind = EventKind(rawValue: tag & 0x1F)!
+                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
+                prev = e.address
+            case 5, 6, 7, 8:
+                e.kind = EventKind(rawValue: tag & 0x1F)!
+            case 9:
+                guard pos + 100 <= input.end, let id = varint(&p), let d = varint(&p), let len = varint(&p) else { return n }
+                let flags = buf[p]
+                p += 1
+                // Only the usual shape: no src, contract written or not, a name that
+                // is the last one seen.
+                guard flags & 0xE1 == 0, flags & 4 != 0 || flags >> 3 == 0, let c = Contract(rawValue: flags >> 3) else { return n }
+                e.kind = .opBegin
+                e.op = id
+                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
+                e.size = len
+                e.contract = c
+                if flags & 4 != 0 { e.flags = Event.Flags.explicitContract }
+                if flags & 2 != 0 {
+                    guard let count = varint(&p), count == UInt64(lastName.count), count <= 32, p + Int(count) <= input.end,
+                          lastName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, buf + p, Int(count)) == 0 })
+                    else { return n }
+                    p += Int(count)
+                    e.name = lastNameIndex
+                }
+                prev = e.address
+            case 10:
+                guard let id = varint(&p) else { return n }
+                e.kind = .opEnd
+                e.op = id
+            default:
+                return n
+            }
+            if tag & BinaryFormat.Tag.hasStack != 0 {
+                guard let s = varint(&p), s > 0 && s <= UInt64(UInt32.max) else { return n }
+                e.stack = UInt32(s)
+            }
+            if validator.event(e, at: .event(seq)) != nil { return n }  // the general path says why
+            out[n] = e
+            n += 1
+            seq += 1
+            pos = p
+        }
+        return n
+    }
+
+    /// The raw bytes of the op name read last and its index, so a trace of one routine's
+    /// calls interns its name once.
+    private var lastName: [UInt8] = []
+    private var lastNameIndex: UInt32 = 0
+
+    private func opName() throws(TraceError) -> UInt32 {
+        let name = try string(.name)
+        let i = intern(name)
+        lastName = TraceText.bytes(of: name)
+        lastNameIndex = i
+        return i
     }
 
     private func intern(_ s: String) -> UInt32 {

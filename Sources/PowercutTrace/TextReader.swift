@@ -25,6 +25,8 @@ final class TextTraceReader {
     private var count = 0
     /// Decoded free text, reused.
     private var scratch: [UInt8] = []
+    /// Hex digit values; 0xFF for anything else.
+    private let hexValue: UnsafeMutablePointer<UInt8>
 
     var stacks: [UInt32: [UInt64]] { validator.stacks }
 
@@ -32,10 +34,13 @@ final class TextTraceReader {
         self.input = input
         starts = .allocate(capacity: tokenCapacity)
         ends = .allocate(capacity: tokenCapacity)
+        hexValue = .allocate(capacity: 256)
+        for c in 0..<256 { hexValue[c] = hexDigit(UInt8(c)) ?? 0xFF }
         try readHeader()
     }
 
     deinit {
+        hexValue.deallocate()
         starts.deallocate()
         ends.deallocate()
     }
@@ -47,36 +52,40 @@ final class TextTraceReader {
     // MARK: Lines and tokens
 
     /// Splits the next non-blank line into tokens; false at the end of the input.
-    @inline(__always)
     private func nextRecord() throws(TraceError) -> Bool {
         while let l = try input.nextLine(maxLength: TraceValidator.maxLineLength) {
             lineNumber += 1
-            guard l.count <= TraceValidator.maxLineLength else { throw lineTooLong(l) }
-            let p = l.baseAddress ?? line
-            line = p
-            lineLength = l.count
-            count = 0
-            let n = l.count
-            var i = 0
-            while i < n {
-                let c = p[i]
-                if c == 0x20 || c == 0x09 { i += 1; continue }
-                if c == 0x23 { break }  // '#'
-                let start = i
-                i += 1
-                while i < n {
-                    let d = p[i]
-                    if d == 0x20 || d == 0x09 || d == 0x23 { break }
-                    i += 1
-                }
-                if count == tokenCapacity { growTokens() }
-                starts[count] = start
-                ends[count] = i
-                count += 1
-            }
-            if count > 0 { return true }
+            if try tokenize(l) { return true }
         }
         return false
+    }
+
+    /// Splits a line into tokens; false when it has none (blank or a comment).
+    private func tokenize(_ l: UnsafeBufferPointer<UInt8>) throws(TraceError) -> Bool {
+        guard l.count <= TraceValidator.maxLineLength else { throw lineTooLong(l) }
+        let p = l.baseAddress ?? line
+        line = p
+        lineLength = l.count
+        count = 0
+        let n = l.count
+        var i = 0
+        while i < n {
+            let c = p[i]
+            if c == 0x20 || c == 0x09 { i += 1; continue }
+            if c == 0x23 { break }  // '#'
+            let start = i
+            i += 1
+            while i < n {
+                let d = p[i]
+                if d == 0x20 || d == 0x09 || d == 0x23 { break }
+                i += 1
+            }
+            if count == tokenCapacity { growTokens() }
+            starts[count] = start
+            ends[count] = i
+            count += 1
+        }
+        return count > 0
     }
 
     @inline(never)
@@ -351,13 +360,22 @@ final class TextTraceReader {
             pending = nil
             append(e, to: &batch)
         }
+        batch.events.reserveCapacity(max)
         while batch.events.count < max {
             if finished { return !batch.events.isEmpty }
-            guard try nextRecord() else {
+            guard let l = try input.nextLine(maxLength: TraceValidator.maxLineLength) else {
                 finished = true
                 if let problem = validator.finish() { throw TraceError(file: file, location: "end", problem) }
                 return !batch.events.isEmpty
             }
+            lineNumber += 1
+            if l.count <= TraceValidator.maxLineLength, let base = l.baseAddress, var e = fastEvent(base, l.count) {
+                e.seq = seq
+                seq += 1
+                append(e, to: &batch)
+                continue
+            }
+            guard try tokenize(l) else { continue }
             var e = try eventRecord(keyword())
             e.seq = seq
             if e.kind != .stackDefinition { seq += 1 }
@@ -365,6 +383,127 @@ final class TextTraceReader {
         }
         return true
     }
+
+    // MARK: The fast path
+
+    /// The common events in their usual shape — a keyword at the start of the line,
+    /// numbers, `stack=`, `thread=`, `data=` — parsed in one pass without tokens.
+    /// Anything else (or anything wrong) gives nil and goes the general way, which
+    /// parses, checks and words every error; so no check lives only here.
+    @inline(__always)
+    private func fastEvent(_ p: UnsafePointer<UInt8>, _ n: Int) -> Event? {
+        // The keyword, packed little-endian (all the fast ones fit 8 bytes but one).
+        var i = 0
+        var word: UInt64 = 0
+        while i < n {
+            let c = p[i]
+            if c == 0x20 || c == 0x09 { break }
+            if i == 10 { return nil }
+            if i < 8 { word |= UInt64(c) << (8 * UInt64(i)) }
+            i += 1
+        }
+        let kind: EventKind
+        switch (i, word) {
+        case (5, Self.kwStore): kind = .store
+        case (7, Self.kwNtstore): kind = .ntstore
+        case (4, Self.kwClwb): kind = .clwb
+        case (7, Self.kwClflush): kind = .clflush
+        case (10, Self.kwClflushopt8):
+            guard p[8] == 0x70 && p[9] == 0x74 else { return nil }  // "pt"
+            kind = .clflushopt
+        case (6, Self.kwSfence): kind = .sfence
+        case (6, Self.kwMfence): kind = .mfence
+        case (5, Self.kwFence): kind = .fence
+        case (8, Self.kwWpqflush): kind = .wpqflush
+        default: return nil
+        }
+        var e = Event(kind: kind)
+        if kind.rawValue <= EventKind.clflush.rawValue {
+            guard let a = fastNumber(p, n, &i) else { return nil }
+            e.address = a
+            if kind.isStore {
+                guard let size = fastNumber(p, n, &i) else { return nil }
+                e.size = size
+            }
+        }
+        // Options.
+        while true {
+            while i < n && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
+            if i == n || p[i] == 0x23 { break }
+            let c = p[i]
+            if c == 0x73, i + 6 < n, p[i + 1] == 0x74, p[i + 2] == 0x61, p[i + 3] == 0x63, p[i + 4] == 0x6B, p[i + 5] == 0x3D {
+                // stack=
+                if e.stack != 0 { return nil }
+                i += 6
+                guard let s = fastNumber(p, n, &i), s > 0 && s <= UInt64(UInt32.max) else { return nil }
+                e.stack = UInt32(s)
+            } else if c == 0x74, i + 7 < n, p[i + 1] == 0x68, p[i + 2] == 0x72, p[i + 3] == 0x65, p[i + 4] == 0x61,
+                      p[i + 5] == 0x64, p[i + 6] == 0x3D {
+                // thread=
+                if e.thread != 0 { return nil }
+                i += 7
+                guard let t = fastNumber(p, n, &i), t > 0 && t <= UInt64(UInt32.max) else { return nil }
+                e.thread = UInt32(t)
+            } else if c == 0x64, kind.isStore, !e.hasData, i + 5 < n, p[i + 1] == 0x61, p[i + 2] == 0x74, p[i + 3] == 0x61, p[i + 4] == 0x3D {
+                // data=
+                i += 5
+                let start = i
+                while i < n && p[i] != 0x20 && p[i] != 0x09 && p[i] != 0x23 { i += 1 }
+                guard e.size <= TraceValidator.maxStoreSize, i - start == Int(e.size) * 2 else { return nil }
+                pendingData.removeAll(keepingCapacity: true)
+                var k = start
+                while k < i {
+                    let hi = hexValue[Int(p[k])], lo = hexValue[Int(p[k + 1])]
+                    guard hi | lo < 16 else { return nil }
+                    pendingData.append(hi << 4 | lo)
+                    k += 2
+                }
+                e.flags |= Event.Flags.hasData
+            } else {
+                return nil
+            }
+        }
+        if validator.event(e, at: .line(lineNumber)) != nil { return nil }
+        return e
+    }
+
+    /// Skips blanks, then reads a number that ends at a blank, `#` or the line's end.
+    @inline(__always)
+    private func fastNumber(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> UInt64? {
+        var k = i
+        while k < n && (p[k] == 0x20 || p[k] == 0x09) { k += 1 }
+        let start = k
+        var v: UInt64 = 0
+        if k + 2 < n && p[k] == 0x30 && (p[k + 1] == 0x78 || p[k + 1] == 0x58) {
+            k += 2
+            let digits = k
+            while k < n {
+                let d = hexValue[Int(p[k])]
+                if d >= 16 { break }
+                v = v << 4 | UInt64(d)
+                k += 1
+            }
+            if k == digits || k - digits > 16 { return nil }
+        } else {
+            while k < n {
+                let d = p[k] &- 0x30
+                if d >= 10 { break }
+                v = v &* 10 &+ UInt64(d)
+                k += 1
+            }
+            if k == start || k - start > 19 { return nil }
+        }
+        // The number must end the field.
+        if k < n && p[k] != 0x20 && p[k] != 0x09 && p[k] != 0x23 { return nil }
+        i = k
+        return v
+    }
+
+    // The keywords packed little-endian, first 8 bytes ("store" is 0x65726f7473).
+    private static let kwStore: UInt64 = 0x65726f7473, kwNtstore: UInt64 = 0x65726f7473746e, kwClwb: UInt64 = 0x62776c63
+    private static let kwClflush: UInt64 = 0x6873756c666c63, kwClflushopt8: UInt64 = 0x6f6873756c666c63, kwSfence: UInt64 = 0x65636e656673
+    private static let kwMfence: UInt64 = 0x65636e65666d, kwFence: UInt64 = 0x65636e6566, kwWpqflush: UInt64 = 0x6873756c66717077
+
 
     @inline(__always)
     private func append(_ e: Event, to batch: inout EventBatch) {
