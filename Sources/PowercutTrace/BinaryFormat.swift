@@ -1,3 +1,5 @@
+import Glibc
+
 /// The binary trace form, version 1: the text form's information, compact and fast to
 /// stream. Docs/binary-format.md describes it for other implementations.
 ///
@@ -14,6 +16,9 @@
 ///     04 module     path:str base:varint size:varint flags:u8 (1 build-id) [id:str]
 ///     05 stack      id:varint count:varint frame0:varint (zz delta to previous frame)*
 ///     06 meta       key:str value:str
+///     08 init       addr:varint len:varint, then len raw bytes (header only)
+///     09 thread     n:varint — the events that follow belong to thread n (header or
+///                   between events; starts at 0; written only when it changes)
 ///
 /// Events: one tag byte `0x20 | kind | 0x40 (has stack) | 0x80 (has data)`, kind as
 /// `EventKind.rawValue`, then its fields, then `stack:varint` if flagged, then the data
@@ -27,9 +32,12 @@
 ///               flags: 1 src, 2 name, 4 contract given, (contract << 3)   prev = dst
 ///     op end    id:varint
 ///     durable   zz(addr-prev) len:varint                prev = addr
+///     mark      name:str
+///     pmem      base:varint len:varint flags:u8 (1 volatile, 2 named) [name:str]
+///     pmem-release  base:varint len:varint
 ///
-/// `varint` is unsigned LEB128, `zz` zigzag (0,-1,1,-2… as 0,1,2,3…), `str` a varint
-/// byte count then UTF-8.
+/// `varint` is unsigned LEB128 (at most 64 bits), `zz` zigzag (0,-1,1,-2… as 0,1,2,3…),
+/// `str` a varint byte count then that many raw bytes (any value; at most 1 MiB).
 public enum BinaryFormat {
     public static let magic: [UInt8] = [0x89, 0x50, 0x43, 0x54, 0x0D, 0x0A, 0x1A, 0x0A]
 
@@ -41,6 +49,8 @@ public enum BinaryFormat {
         static let stack: UInt8 = 0x05
         static let meta: UInt8 = 0x06
         static let end: UInt8 = 0x07
+        static let initial: UInt8 = 0x08
+        static let thread: UInt8 = 0x09
         static let event: UInt8 = 0x20
         static let hasStack: UInt8 = 0x40
         static let hasData: UInt8 = 0x80
@@ -54,11 +64,11 @@ public enum BinaryFormat {
 public final class BinaryTraceWriter: TraceSink {
     private let out: OutputFile
     private var prev: UInt64 = 0
-    private var scratch: [UInt8] = []
+    private var thread: UInt32 = 0
+    private var check = WriterChecks()
 
     public init(_ out: OutputFile) {
         self.out = out
-        scratch.reserveCapacity(256)
     }
 
     @inline(__always)
@@ -76,12 +86,15 @@ public final class BinaryTraceWriter: TraceSink {
         varint(BinaryFormat.zigzag(Int64(bitPattern: to &- from)))
     }
 
+    /// A display-form string as the raw bytes it stands for.
     private func string(_ s: String) {
-        varint(UInt64(s.utf8.count))
-        for b in s.utf8 { out.append(b) }
+        let bytes = TraceText.bytes(of: s)
+        varint(UInt64(bytes.count))
+        for b in bytes { out.append(b) }
     }
 
     public func begin(_ header: TraceHeader) throws(TraceError) {
+        try check.header(header, file: out.path)
         for b in BinaryFormat.magic { out.append(b) }
         varint(TraceVersion.binary)
         for r in header.records {
@@ -111,8 +124,11 @@ public final class BinaryTraceWriter: TraceSink {
                 out.append(BinaryFormat.Tag.meta)
                 string(k)
                 string(v)
-            case .initial:
-                break // TODO(trace): encode init records
+            case .initial(let address, let data):
+                out.append(BinaryFormat.Tag.initial)
+                varint(address)
+                varint(UInt64(data.count))
+                for b in data { out.append(b) }
             }
             try out.flushIfFull()
         }
@@ -130,11 +146,18 @@ public final class BinaryTraceWriter: TraceSink {
     }
 
     public func write(_ batch: EventBatch, names: [String], stacks: [UInt32: [UInt64]]) throws(TraceError) {
+        try check.names(names, file: out.path)
         for e in batch.events {
             if e.kind == .stackDefinition {
-                let id = UInt32(e.address)
+                let id = UInt32(truncatingIfNeeded: e.address)
                 stack(id, stacks[id] ?? [])
                 continue
+            }
+            try check.event(e, names: names, file: out.path)
+            if e.thread != thread {
+                out.append(BinaryFormat.Tag.thread)
+                varint(UInt64(e.thread))
+                thread = e.thread
             }
             var tag = BinaryFormat.Tag.event | e.kind.rawValue
             if e.stack != 0 { tag |= BinaryFormat.Tag.hasStack }
@@ -150,8 +173,16 @@ public final class BinaryTraceWriter: TraceSink {
                 prev = e.address
             case .sfence, .mfence, .fence, .wpqflush, .stackDefinition:
                 break
-            case .mark, .pmem, .pmemRelease:
-                break // TODO(trace): encode the new records
+            case .mark:
+                string(names[Int(e.name) - 1])
+            case .pmem:
+                varint(e.address)
+                varint(e.size)
+                out.append((e.isVolatile ? 1 : 0) | (e.name != 0 ? 2 : 0))
+                if e.name != 0 { string(names[Int(e.name) - 1]) }
+            case .pmemRelease:
+                varint(e.address)
+                varint(e.size)
             case .opBegin:
                 varint(e.op)
                 delta(e.address, from: prev)
@@ -193,6 +224,7 @@ final class BinaryTraceReader {
     private var validator = TraceValidator()
     private var seq: UInt64 = 0
     private var prev: UInt64 = 0
+    private var thread: UInt32 = 0
     private(set) var header = TraceHeader()
     private(set) var names: [String] = []
     private var nameIndex: [String: UInt32] = [:]
@@ -219,6 +251,10 @@ final class BinaryTraceReader {
         TraceError(file: input.name, location: "byte \(input.fileOffset)", message)
     }
 
+    private func fail(at offset: UInt64, _ message: String) -> TraceError {
+        TraceError(file: input.name, location: "byte \(offset)", message)
+    }
+
     private func truncated() -> TraceError {
         fail("truncated binary trace: it ends inside a record (the writer may have died; re-record it)")
     }
@@ -235,33 +271,47 @@ final class BinaryTraceReader {
 
     @inline(__always)
     private func varint() throws(TraceError) -> UInt64 {
-        // Fast path: the whole varint is in the buffer.
+        // Fast path: one byte, or the whole varint in the buffer.
+        let p = input.buffer + input.position
         if input.end - input.position >= 10 {
-            let p = input.buffer + input.position
-            var v: UInt64 = 0
-            var shift: UInt64 = 0
-            var i = 0
+            let b0 = p[0]
+            if b0 < 0x80 {
+                input.position += 1
+                return UInt64(b0)
+            }
+            var v = UInt64(b0 & 0x7F)
+            var shift: UInt64 = 7
+            var i = 1
             while true {
                 let b = p[i]
                 i += 1
+                if i == 10 && b > 1 { throw tooLong() }
                 v |= UInt64(b & 0x7F) << shift
                 if b < 0x80 { break }
                 shift += 7
-                if i == 10 { throw fail("bad varint (more than 64 bits)") }
             }
             input.position += i
             return v
         }
+        return try slowVarint()
+    }
+
+    @inline(never)
+    private func slowVarint() throws(TraceError) -> UInt64 {
         var v: UInt64 = 0
         var shift: UInt64 = 0
         while true {
             let b = try byte()
-            if shift == 63 && b > 1 { throw fail("bad varint (more than 64 bits)") }
+            if shift == 63 && b > 1 { throw tooLong() }
             v |= UInt64(b & 0x7F) << shift
             if b < 0x80 { return v }
             shift += 7
-            if shift > 63 { throw fail("bad varint (more than 64 bits)") }
         }
+    }
+
+    @inline(never)
+    private func tooLong() -> TraceError {
+        fail("bad varint (more than 64 bits; a varint is at most 10 bytes, the tenth 0 or 1)")
     }
 
     @inline(__always)
@@ -269,20 +319,27 @@ final class BinaryTraceReader {
         prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(try varint()))
     }
 
-    private func string() throws(TraceError) -> String {
+    /// A string of the given kind, checked, in display form.
+    private func string(_ field: TraceValidator.StringField) throws(TraceError) -> String {
+        let at = input.fileOffset
         let n = try varint()
-        guard n <= 1 << 24 else { throw fail("string of \(n) bytes is too long (corrupt trace?)") }
+        guard n <= UInt64(TraceText.maxLength) else {
+            throw fail(at: at, "\(field.what) of \(n) bytes is too long (at most \(TraceText.maxLength); corrupt trace?)")
+        }
         guard try input.ensure(Int(n)) else { throw truncated() }
-        let s = String(decoding: UnsafeBufferPointer(start: input.buffer + input.position, count: Int(n)), as: UTF8.self)
+        let bytes = UnsafeBufferPointer(start: input.buffer + input.position, count: Int(n))
+        if let problem = TraceValidator.stringProblem(bytes, field) { throw fail(at: at, problem) }
         input.position += Int(n)
-        return s
+        return TraceText.display(bytes)
     }
 
     private func stackRecord() throws(TraceError) -> (UInt32, [UInt64]) {
         let id = try varint()
-        guard id <= UInt64(UInt32.max) else { throw fail("stack ID \(id) is too large") }
+        guard id <= UInt64(UInt32.max) else { throw fail("stack ID \(id) is too large (at most \(UInt32.max))") }
         let count = try varint()
-        guard count <= 1 << 16 else { throw fail("stack \(id) has \(count) frames (corrupt trace?)") }
+        guard count <= UInt64(TraceValidator.maxFrames) else {
+            throw fail("stack \(id) has \(count) frames (at most \(TraceValidator.maxFrames); corrupt trace?)")
+        }
         var frames: [UInt64] = []
         frames.reserveCapacity(Int(count))
         var last: UInt64 = 0
@@ -293,8 +350,14 @@ final class BinaryTraceReader {
         return (UInt32(id), frames)
     }
 
+    private func threadNumber(_ n: UInt64) throws(TraceError) -> UInt32 {
+        guard n <= UInt64(UInt32.max) else { throw fail("thread \(n) is too large (at most \(UInt32.max))") }
+        return UInt32(n)
+    }
+
     private func readHeader() throws(TraceError) {
         while true {
+            let at = input.fileOffset
             let tag = try byte()
             let record: HeaderRecord
             switch tag {
@@ -307,29 +370,52 @@ final class BinaryTraceReader {
             case BinaryFormat.Tag.pmem:
                 var r = PmemRange(base: try varint(), length: try varint())
                 let flags = try byte()
+                guard flags & ~3 == 0 else { throw fail("unknown pmem flag bits 0x\(hex(UInt64(flags & ~3))) (expected 1 volatile, 2 named)") }
                 r.isVolatile = flags & 1 != 0
-                if flags & 2 != 0 { r.name = try string() }
+                if flags & 2 != 0 { r.name = try string(.name) }
                 record = .pmem(r)
             case BinaryFormat.Tag.module:
-                var m = Module(path: try string(), base: try varint(), size: try varint())
-                if try byte() & 1 != 0 { m.buildID = try string() }
+                var m = Module(path: try string(.modulePath), base: try varint(), size: try varint())
+                let flags = try byte()
+                guard flags & ~1 == 0 else { throw fail("unknown module flag bits 0x\(hex(UInt64(flags & ~1))) (expected 1 build-id)") }
+                if flags & 1 != 0 { m.buildID = try string(.buildID) }
                 record = .module(m)
             case BinaryFormat.Tag.stack:
                 let (id, frames) = try stackRecord()
                 record = .stack(id: id, frames: frames)
             case BinaryFormat.Tag.meta:
-                record = .meta(key: try string(), value: try string())
+                record = .meta(key: try string(.metaKey), value: try string(.metaValue))
+            case BinaryFormat.Tag.initial:
+                let address = try varint()
+                let n = try varint()
+                guard n > 0 && n <= TraceValidator.maxInitLength else {
+                    throw fail("init at 0x\(hex(address)) holds \(n) bytes (expected 1 to \(TraceValidator.maxInitLength))")
+                }
+                guard try input.ensure(Int(n)) else { throw truncated() }
+                record = .initial(address: address, data: Array(UnsafeBufferPointer(start: input.buffer + input.position, count: Int(n))))
+                input.position += Int(n)
+            case BinaryFormat.Tag.thread:
+                thread = try threadNumber(try varint())
+                continue
             case BinaryFormat.Tag.end:
+                try endHeader()
                 try readEnd()
                 if let problem = validator.finish() { throw fail(problem) }
                 return
             default:
-                guard tag & BinaryFormat.Tag.event != 0 else { throw fail("unknown record tag 0x\(hex(UInt64(tag)))") }
+                guard tag & BinaryFormat.Tag.event != 0 else { throw fail(at: at, "unknown record tag 0x\(hex(UInt64(tag)))") }
+                try endHeader()
                 pendingTag = tag
                 return
             }
-            if let problem = validator.header(record) { throw fail(problem) }
+            if let problem = validator.header(record, at: .byte(at)) { throw fail(at: at, problem) }
             header.records.append(record)
+        }
+    }
+
+    private func endHeader() throws(TraceError) {
+        if let (at, problem) = validator.endHeader() {
+            throw TraceError(file: input.name, location: at.errorLocation, problem)
         }
     }
 
@@ -359,6 +445,11 @@ final class BinaryTraceReader {
         while n < max {
             if finished { return n > 0 }
             _ = try input.ensure(64)
+            if pendingTag == nil {
+                n = try fastEvents(n, max)
+                if n == max { break }
+            }
+            let start = input.fileOffset - (pendingTag != nil ? 1 : 0)
             let tag: UInt8
             if let t = pendingTag {
                 tag = t
@@ -370,24 +461,29 @@ final class BinaryTraceReader {
                 tag = input.buffer[input.position]
                 input.position += 1
             }
-            if tag == BinaryFormat.Tag.stack {
-                let (id, frames) = try stackRecord()
-                if let problem = validator.defineStack(id, frames) { throw fail(problem) }
-                scratch[n] = Event(kind: .stackDefinition, seq: seq, address: UInt64(id))
-                n += 1
+            if tag < BinaryFormat.Tag.event {
+                switch tag {
+                case BinaryFormat.Tag.stack:
+                    let (id, frames) = try stackRecord()
+                    if let problem = validator.defineStack(id, frames) { throw fail(problem) }
+                    scratch[n] = Event(kind: .stackDefinition, seq: seq, address: UInt64(id))
+                    n += 1
+                case BinaryFormat.Tag.thread:
+                    thread = try threadNumber(try varint())
+                case BinaryFormat.Tag.end:
+                    try readEnd()
+                    if let problem = validator.finish() { throw fail(problem) }
+                    return n > 0
+                default:
+                    throw fail("header record (tag 0x\(hex(UInt64(tag)))) after the first event")
+                }
                 continue
             }
-            if tag == BinaryFormat.Tag.end {
-                try readEnd()
-                if let problem = validator.finish() { throw fail(problem) }
-                return n > 0
-            }
-            guard tag & BinaryFormat.Tag.event != 0, let kind = EventKind(rawValue: tag & 0x1F), kind != .stackDefinition else {
-                throw fail(tag < BinaryFormat.Tag.event
-                    ? "header record (tag 0x\(hex(UInt64(tag)))) after the first event"
-                    : "unknown event code \(tag & 0x1F)")
+            guard let kind = EventKind(rawValue: tag & 0x1F), kind != .stackDefinition else {
+                throw fail("unknown event code \(tag & 0x1F)")
             }
             var e = Event(kind: kind, seq: seq)
+            e.thread = thread
             switch kind {
             case .store, .ntstore:
                 e.address = try address()
@@ -398,21 +494,23 @@ final class BinaryTraceReader {
                 prev = e.address
             case .sfence, .mfence, .fence, .wpqflush, .stackDefinition:
                 break
-            case .mark, .pmem, .pmemRelease:
-                throw fail("unknown event code \(tag & 0x1F)") // TODO(trace): decode the new records
             case .opBegin:
                 e.op = try varint()
                 e.address = try address()
                 e.size = try varint()
                 let flags = try byte()
+                guard flags >> 5 == 0 else { throw fail("unknown op flag bits 0x\(hex(UInt64(flags & 0xE0))) (expected 1 src, 2 name, 4 contract, bits 3-4 the contract)") }
                 guard let c = Contract(rawValue: flags >> 3) else { throw fail("unknown contract code \(flags >> 3)") }
+                if flags & 4 == 0 && c != .flushcache {
+                    throw fail("op contract bits \(flags >> 3) without the 'contract written' flag (expected flag 4 with a contract, or no contract bits)")
+                }
                 e.contract = c
                 if flags & 4 != 0 { e.flags |= Event.Flags.explicitContract }
                 if flags & 1 != 0 {
                     e.source = e.address &+ UInt64(bitPattern: BinaryFormat.unzigzag(try varint()))
                     e.flags |= Event.Flags.hasSource
                 }
-                if flags & 2 != 0 { e.name = intern(try string()) }
+                if flags & 2 != 0 { e.name = try opName() }
                 prev = e.address
             case .opEnd:
                 e.op = try varint()
@@ -420,6 +518,18 @@ final class BinaryTraceReader {
                 e.address = try address()
                 e.size = try varint()
                 prev = e.address
+            case .mark:
+                e.name = intern(try string(.markName))
+            case .pmem:
+                e.address = try varint()
+                e.size = try varint()
+                let flags = try byte()
+                guard flags & ~3 == 0 else { throw fail("unknown pmem flag bits 0x\(hex(UInt64(flags & ~3))) (expected 1 volatile, 2 named)") }
+                if flags & 1 != 0 { e.flags |= Event.Flags.isVolatile }
+                if flags & 2 != 0 { e.name = intern(try string(.name)) }
+            case .pmemRelease:
+                e.address = try varint()
+                e.size = try varint()
             }
             if tag & BinaryFormat.Tag.hasStack != 0 {
                 let s = try varint()
@@ -437,12 +547,121 @@ final class BinaryTraceReader {
                 batch.data.append(contentsOf: UnsafeBufferPointer(start: input.buffer + input.position, count: Int(e.size)))
                 input.position += Int(e.size)
             }
-            if let problem = validator.event(e, at: .event(seq)) { throw fail("event #\(seq): " + problem) }
+            if let problem = validator.event(e, at: .event(seq)) { throw fail(at: start, "event #\(seq): " + problem) }
             seq += 1
             scratch[n] = e
             n += 1
         }
         return true
+    }
+
+    /// The common events, decoded straight from the buffer while at least 64 bytes
+    /// are in it (more than any of these records takes): plain stores without data,
+    /// write-backs, fences, ops whose name is the last one seen. Stops at anything else
+    /// (or anything wrong) with the record unread, for the general path to decode or
+    /// reject; so every check stays in one place.
+    @inline(__always)
+    private func fastEvents(_ first: Int, _ max: Int) throws(TraceError) -> Int {
+        var n = first
+        let buf = input.buffer
+        var pos = input.position
+        let limit = input.end - 64
+        var prev = self.prev
+        var seq = self.seq
+        let thread = self.thread
+        let out = scratch
+        defer {
+            input.position = pos
+            self.prev = prev
+            self.seq = seq
+        }
+        @inline(__always) func varint(_ p: inout Int) -> UInt64? {
+            var b = buf[p]
+            p += 1
+            if b < 0x80 { return UInt64(b) }
+            var v = UInt64(b & 0x7F)
+            var shift: UInt64 = 7
+            repeat {
+                b = buf[p]
+                p += 1
+                if shift == 63 && b > 1 { return nil }
+                v |= UInt64(b & 0x7F) << shift
+                shift += 7
+            } while b >= 0x80
+            return v
+        }
+        while n < max && pos <= limit {
+            let tag = buf[pos]
+            guard tag & 0xA0 == 0x20 else { break }  // an event without data
+            var p = pos + 1
+            var e = Event(kind: .sfence, seq: seq)
+            e.thread = thread
+            switch tag & 0x1F {
+            case 0, 1:
+                guard let d = varint(&p), let size = varint(&p) else { return n }
+                e.kind = tag & 1 == 0 ? .store : .ntstore
+                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
+                e.size = size
+                prev = e.address &+ size
+            case 2, 3, 4:
+                guard let d = varint(&p) else { return n }
+                e.kind = EventKind(rawValue: tag & 0x1F)!
+                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
+                prev = e.address
+            case 5, 6, 7, 8:
+                e.kind = EventKind(rawValue: tag & 0x1F)!
+            case 9:
+                guard pos + 100 <= input.end, let id = varint(&p), let d = varint(&p), let len = varint(&p) else { return n }
+                let flags = buf[p]
+                p += 1
+                // Only the usual shape: no src, contract written or not, a name that
+                // is the last one seen.
+                guard flags & 0xE1 == 0, flags & 4 != 0 || flags >> 3 == 0, let c = Contract(rawValue: flags >> 3) else { return n }
+                e.kind = .opBegin
+                e.op = id
+                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
+                e.size = len
+                e.contract = c
+                if flags & 4 != 0 { e.flags = Event.Flags.explicitContract }
+                if flags & 2 != 0 {
+                    guard let count = varint(&p), count == UInt64(lastName.count), count <= 32, p + Int(count) <= input.end,
+                          lastName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, buf + p, Int(count)) == 0 })
+                    else { return n }
+                    p += Int(count)
+                    e.name = lastNameIndex
+                }
+                prev = e.address
+            case 10:
+                guard let id = varint(&p) else { return n }
+                e.kind = .opEnd
+                e.op = id
+            default:
+                return n
+            }
+            if tag & BinaryFormat.Tag.hasStack != 0 {
+                guard let s = varint(&p), s > 0 && s <= UInt64(UInt32.max) else { return n }
+                e.stack = UInt32(s)
+            }
+            if validator.event(e, at: .event(seq)) != nil { return n }  // the general path says why
+            out[n] = e
+            n += 1
+            seq += 1
+            pos = p
+        }
+        return n
+    }
+
+    /// The raw bytes of the op name read last and its index, so a trace of one routine's
+    /// calls interns its name once.
+    private var lastName: [UInt8] = []
+    private var lastNameIndex: UInt32 = 0
+
+    private func opName() throws(TraceError) -> UInt32 {
+        let name = try string(.name)
+        let i = intern(name)
+        lastName = TraceText.bytes(of: name)
+        lastNameIndex = i
+        return i
     }
 
     private func intern(_ s: String) -> UInt32 {

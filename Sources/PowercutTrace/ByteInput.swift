@@ -8,7 +8,7 @@ final class ByteInput {
     private let fd: Int32
     private let ownsDescriptor: Bool
     private(set) var buffer: UnsafeMutablePointer<UInt8>
-    private var capacity: Int
+    private(set) var capacity: Int
     /// Unconsumed bytes are buffer[position..<end].
     var position = 0
     private(set) var end = 0
@@ -82,7 +82,9 @@ final class ByteInput {
                 position = 0
             }
             if capacity - end < Self.chunk / 2 || capacity < n {
-                let newCapacity = max(capacity * 2, n + Self.chunk)
+                // Grow by what one record needs, never by doubling: the buffer stays
+                // within a chunk of the longest record (or line) read.
+                let newCapacity = max(capacity, n) + Self.chunk
                 let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
                 bigger.update(from: buffer, count: end)
                 buffer.deallocate()
@@ -101,15 +103,21 @@ final class ByteInput {
     }
 
     /// The next line without its terminator (and without a trailing CR), or nil at the
-    /// end. The pointer is valid until the next call.
-    func nextLine() throws(TraceError) -> UnsafeBufferPointer<UInt8>? {
+    /// end. The pointer is valid until the next call. A line longer than `maxLength`
+    /// bytes comes back as its first `maxLength + 1` bytes (so the caller can say so and
+    /// quote it) and is not consumed: no more than that of one line is ever held.
+    func nextLine(maxLength: Int) throws(TraceError) -> UnsafeBufferPointer<UInt8>? {
         var scanFrom = position
         while true {
-            if let nl = memchr(buffer + scanFrom, 0x0A, end - scanFrom) {
+            let limit = min(end, position + maxLength + 1)
+            if scanFrom < limit, let nl = memchr(buffer + scanFrom, 0x0A, limit - scanFrom) {
                 let lineEnd = buffer.distance(to: nl.assumingMemoryBound(to: UInt8.self))
                 let line = UnsafeBufferPointer(start: buffer + position, count: trimCR(lineEnd) - position)
                 position = lineEnd + 1
                 return line
+            }
+            if end - position > maxLength {
+                return UnsafeBufferPointer(start: buffer + position, count: maxLength + 1)
             }
             if atEOF {
                 if position == end { return nil }

@@ -1,9 +1,12 @@
 import Glibc
 
-/// An output file written crash-safely: the bytes go to `PATH.incomplete`, which is
-/// fsynced and renamed over PATH only by `commit()`, and the directory is fsynced
-/// after. A reader therefore sees the old file or the whole new one, never a torn one;
-/// a writer that dies leaves only the `.incomplete` file. `-` writes standard output.
+/// An output file written crash-safely: the bytes go to a new file
+/// `PATH.<unique>.incomplete` in the target's directory — created exclusively
+/// (O_EXCL|O_NOFOLLOW), so nothing planted at that name, a symlink least of all, is
+/// followed or overwritten — which is fsynced and renamed over PATH only by `commit()`,
+/// and the directory is fsynced after. A reader therefore sees the old file or the whole
+/// new one, never a torn one; a writer that fails removes its temporary file, and one
+/// that dies leaves only that file. `-` writes standard output.
 public final class OutputFile {
     public let path: String
     private let temporary: String?
@@ -13,7 +16,12 @@ public final class OutputFile {
 
     private static let flushThreshold = 1 << 20
 
-    public init(path: String) throws(TraceError) {
+    public convenience init(path: String) throws(TraceError) {
+        try self.init(path: path, uniqueNames: { String(UInt64.random(in: 0...UInt64.max), radix: 36) })
+    }
+
+    /// `uniqueNames` gives the middle part of temporary names (tests plant files there).
+    init(path: String, uniqueNames: () -> String) throws(TraceError) {
         // A symlink is followed, so the link stays a link and its target is replaced.
         var target = path
         var st = stat()
@@ -46,14 +54,20 @@ public final class OutputFile {
             temporary = nil
             fd = d
         } else {
-            let tmp = target + ".incomplete"
-            let d = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            if d < 0 {
+            var attempt = 0
+            while true {
+                let tmp = "\(target).\(getpid())-\(uniqueNames()).incomplete"
+                let d = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+                if d >= 0 {
+                    temporary = tmp
+                    fd = d
+                    break
+                }
+                attempt += 1
+                if errno == EEXIST && attempt < 100 { continue }
                 let why = String(cString: strerror(errno))
                 throw TraceError(.io, file: path, "cannot create output: \(why) (check that the directory exists and is writable)")
             }
-            temporary = tmp
-            fd = d
         }
         buffer.reserveCapacity(Self.flushThreshold + 4096)
     }

@@ -1,23 +1,44 @@
 /// The checks both readers make, whatever the form: ops that nest or repeat, stacks
-/// used before they are defined, overlapping pmem ranges, bad sizes. One place, so the
-/// text and binary forms accept exactly the same traces.
+/// used before they are defined, overlapping pmem ranges, bad sizes, strings the form
+/// cannot hold. One place, so the text and binary forms accept exactly the same traces
+/// and a conversion never writes what its own reader rejects.
 struct TraceValidator {
     static let maxStoreSize: UInt64 = 1 << 20
+    /// An `init` record's content: the canonical text line (`init 0x… data=…`) stays
+    /// under the 8 MiB line limit.
+    static let maxInitLength: UInt64 = 4 << 20 - 16
+    /// Frames of one stack.
+    static let maxFrames = 1 << 16
+    /// A line of the text form.
+    static let maxLineLength = 8 << 20
 
     private(set) var stacks: [UInt32: [UInt64]] = [:]
-    private(set) var pmem: [PmemRange] = []
-    private var usedOps = IntervalSet()
-    /// The op now open: its ID and where it began.
-    private(set) var openOp: (id: UInt64, at: Location)?
+    /// The pmem ranges tracked at this point.
+    private var tracked = RangeTree()
+    private var usedOps = OpIDSet()
+    /// The op each thread has open: its ID and where it began.
+    private var openOps: [UInt32: (id: UInt64, at: Location)] = [:]
     private var lastStack: UInt32 = 0
+    /// `init` records, checked when the header ends (header records come in any order).
+    private var inits: [(address: UInt64, length: UInt64, at: Location)] = []
 
-    /// Where a record is: a line of a text trace or an event of a binary one.
+    /// Where a record is: a line of a text trace, a byte of a binary one, or an event.
     enum Location: CustomStringConvertible {
         case line(Int)
+        case byte(UInt64)
         case event(UInt64)
         var description: String {
             switch self {
             case .line(let n): "line \(n)"
+            case .byte(let n): "byte \(n)"
+            case .event(let n): "event #\(n)"
+            }
+        }
+        /// The location part of a `TraceError` (`file:12:` or `file:byte 80:`).
+        var errorLocation: String {
+            switch self {
+            case .line(let n): String(n)
+            case .byte(let n): "byte \(n)"
             case .event(let n): "event #\(n)"
             }
         }
@@ -25,7 +46,7 @@ struct TraceValidator {
     private(set) var sawLineSize = false
     private(set) var sawDomain = false
 
-    mutating func header(_ record: HeaderRecord) -> String? {
+    mutating func header(_ record: HeaderRecord, at: Location) -> String? {
         switch record {
         case .lineSize(let n):
             if sawLineSize { return "line-size given twice (keep one)" }
@@ -37,29 +58,72 @@ struct TraceValidator {
             if sawDomain { return "domain given twice (keep one)" }
             sawDomain = true
         case .pmem(let r):
-            if r.length == 0 { return "pmem range at 0x\(hex(r.base)) has length 0 (expected LEN > 0)" }
-            if r.base.addingReportingOverflow(r.length - 1).overflow {
-                return "pmem range 0x\(hex(r.base)) + 0x\(hex(r.length)) runs past the end of the 64-bit address space"
-            }
-            for other in pmem where r.base <= other.base &+ (other.length - 1) && other.base <= r.base &+ (r.length - 1) {
-                return "pmem range 0x\(hex(r.base))+0x\(hex(r.length)) overlaps range 0x\(hex(other.base))+0x\(hex(other.length)) (ranges must not overlap)"
-            }
-            pmem.append(r)
+            return track(base: r.base, length: r.length, isVolatile: r.isVolatile)
         case .module(let m):
-            if m.size == 0 { return "module \(m.path) has size 0 (expected SIZE > 0)" }
+            if m.size == 0 { return "module \(TraceText.quote(m.path)) has size 0 (expected SIZE > 0)" }
+            if m.base.addingReportingOverflow(m.size - 1).overflow {
+                return "module \(TraceText.quote(m.path)) at 0x\(hex(m.base)) + 0x\(hex(m.size)) runs past the end of the 64-bit address space"
+            }
         case .stack(let id, let frames):
             return defineStack(id, frames)
         case .meta:
             break
-        case .initial:
-            break // TODO(trace): checks of init records
+        case .initial(let address, let data):
+            let n = UInt64(data.count)
+            if n == 0 { return "init at 0x\(hex(address)) has no data (expected data=HEX, at least one byte)" }
+            if n > Self.maxInitLength {
+                return "init at 0x\(hex(address)) holds \(n) bytes (at most \(Self.maxInitLength); split the content over several init records)"
+            }
+            if address.addingReportingOverflow(n - 1).overflow {
+                return "init at 0x\(hex(address)) of \(n) bytes runs past the end of the 64-bit address space"
+            }
+            inits.append((address, n, at))
         }
+        return nil
+    }
+
+    /// Checked when the header ends: every `init` lies inside one non-volatile range
+    /// and no two overlap. Returns the first problem and where its record is.
+    mutating func endHeader() -> (at: Location, message: String)? {
+        guard !inits.isEmpty else { return nil }
+        for i in inits {
+            let last = i.address &+ (i.length - 1)
+            let where_ = "init 0x\(hex(i.address))+0x\(hex(i.length))"
+            guard let r = tracked.range(containing: i.address), last <= r.last else {
+                return (i.at, "\(where_) is not inside one pmem range (init gives the content of tracked memory; declare the range with 'pmem BASE LEN' or split the init)")
+            }
+            if r.isVolatile {
+                return (i.at, "\(where_) lies in the volatile range 0x\(hex(r.base))+0x\(hex(r.length)) (init gives the content of non-volatile memory)")
+            }
+        }
+        let sorted = inits.sorted { $0.address < $1.address }
+        for k in sorted.indices.dropFirst() where sorted[k - 1].address &+ (sorted[k - 1].length - 1) >= sorted[k].address {
+            let (a, b) = (sorted[k - 1], sorted[k])
+            let later = a.at.isBefore(b.at) ? b : a, earlier = a.at.isBefore(b.at) ? a : b
+            return (later.at, "init 0x\(hex(later.address))+0x\(hex(later.length)) overlaps init 0x\(hex(earlier.address))+0x\(hex(earlier.length)) at \(earlier.at) (init records do not overlap)")
+        }
+        inits = []
+        return nil
+    }
+
+    /// Starts tracking a range (a header `pmem` or one between events).
+    private mutating func track(base: UInt64, length: UInt64, isVolatile: Bool) -> String? {
+        if length == 0 { return "pmem range at 0x\(hex(base)) has length 0 (expected LEN > 0)" }
+        if base.addingReportingOverflow(length - 1).overflow {
+            return "pmem range 0x\(hex(base)) + 0x\(hex(length)) runs past the end of the 64-bit address space"
+        }
+        let r = RangeTree.Range(base: base, length: length, isVolatile: isVolatile)
+        if let other = tracked.overlap(r) {
+            return "pmem range 0x\(hex(base))+0x\(hex(length)) overlaps range 0x\(hex(other.base))+0x\(hex(other.length)) (ranges tracked at the same time must not overlap)"
+        }
+        tracked.insert(r)
         return nil
     }
 
     mutating func defineStack(_ id: UInt32, _ frames: [UInt64]) -> String? {
         if id == 0 { return "stack ID 0 is reserved (number stacks from 1)" }
         if frames.isEmpty { return "stack \(id) has no frames (expected 'stack ID IP [IP …]')" }
+        if frames.count > Self.maxFrames { return "stack \(id) has \(frames.count) frames (at most \(Self.maxFrames))" }
         if stacks[id] != nil { return "stack \(id) is defined twice (stack IDs are unique)" }
         stacks[id] = frames
         return nil
@@ -79,10 +143,8 @@ struct TraceValidator {
             return nil
         case .stackDefinition, .clwb, .clflushopt, .clflush, .sfence, .mfence, .fence, .wpqflush:
             return nil
-        case .opBegin, .opEnd, .durable:
+        case .opBegin, .opEnd, .durable, .mark, .pmem, .pmemRelease:
             return marker(e, at: at)
-        case .mark, .pmem, .pmemRelease:
-            return nil // TODO(trace): checks of the new records
         }
     }
 
@@ -108,21 +170,36 @@ struct TraceValidator {
                 return "durable range 0x\(hex(e.address)) + \(e.size) runs past the end of the 64-bit address space"
             }
         case .opBegin:
-            if let open = openOp {
-                return "op \(e.op) begins while op \(open.id) (begun at \(open.at)) is still open (ops do not nest; end op \(open.id) first)"
+            if let open = openOps[e.thread] {
+                let who = e.thread == 0 ? "" : " on thread \(e.thread)"
+                return "op \(e.op) begins while op \(open.id) (begun at \(open.at)) is still open\(who) (ops of one thread do not nest; end op \(open.id) first)"
             }
             if usedOps.contains(e.op) { return "op ID \(e.op) is used twice (op IDs are unique)" }
             if e.size > 0 && e.address.addingReportingOverflow(e.size - 1).overflow {
                 return "op \(e.op) range dst=0x\(hex(e.address)) len=\(e.size) runs past the end of the 64-bit address space"
             }
             usedOps.insert(e.op)
-            openOp = (e.op, at)
+            openOps[e.thread] = (e.op, at)
         case .opEnd:
-            guard let open = openOp else { return "op \(e.op) end without a matching 'op \(e.op) begin'" }
+            guard let open = openOps[e.thread] else {
+                if let other = openOps.first(where: { $0.value.id == e.op }) {
+                    return "op \(e.op) end on thread \(e.thread), but thread \(other.key) began it (at \(other.value.at)); an op ends on the thread that began it"
+                }
+                return "op \(e.op) end without a matching 'op \(e.op) begin'"
+            }
             if open.id != e.op {
                 return "op \(e.op) end while op \(open.id) (begun at \(open.at)) is open (expected 'op \(open.id) end')"
             }
-            openOp = nil
+            openOps[e.thread] = nil
+        case .pmem:
+            return track(base: e.address, length: e.size, isVolatile: e.isVolatile)
+        case .pmemRelease:
+            if e.size == 0 { return "pmem-release LEN is 0 (expected the BASE and LEN of a tracked range)" }
+            guard let r = tracked.floor(e.address), r.base == e.address, r.length == e.size else {
+                let near = tracked.range(containing: e.address).map { " (the range tracked there is 0x\(hex($0.base))+0x\(hex($0.length)))" } ?? ""
+                return "pmem-release 0x\(hex(e.address))+0x\(hex(e.size)) names no tracked range\(near) (expected exactly the BASE and LEN of a pmem range tracked at this point)"
+            }
+            _ = tracked.remove(base: r.base)
         default:
             break
         }
@@ -131,10 +208,97 @@ struct TraceValidator {
 
     /// Checked when the trace ends.
     func finish() -> String? {
-        if let open = openOp {
+        if let open = openOps.values.min(by: { $0.at.isBefore($1.at) }) {
             return "op \(open.id) begun at \(open.at) is never ended (expected 'op \(open.id) end' before the end of the trace)"
         }
         return nil
+    }
+
+    // MARK: Strings
+
+    /// The strings of a trace, each with its rules.
+    enum StringField {
+        case modulePath, buildID, metaKey, metaValue, name, markName
+
+        var what: String {
+            switch self {
+            case .modulePath: "module path"
+            case .buildID: "build-id"
+            case .metaKey: "meta key"
+            case .metaValue: "meta value"
+            case .name: "name"
+            case .markName: "mark name"
+            }
+        }
+    }
+
+    /// Why `bytes` cannot be the given string, or nil. Any byte may appear in a path,
+    /// name or meta value (the text form escapes it); the limits keep every record of
+    /// the text form under its line limit.
+    static func stringProblem(_ bytes: UnsafeBufferPointer<UInt8>, _ field: StringField) -> String? {
+        if bytes.count > TraceText.maxLength {
+            return "\(field.what) of \(bytes.count) bytes is too long (at most \(TraceText.maxLength))"
+        }
+        switch field {
+        case .modulePath, .markName:
+            if bytes.isEmpty { return "empty \(field.what) (expected at least one byte)" }
+        case .buildID:
+            if bytes.isEmpty || !bytes.allSatisfy({ hexDigit($0) != nil }) {
+                return "bad build-id '\(TraceText.quote(bytes))' (expected hex digits only)"
+            }
+        case .metaKey:
+            if bytes.isEmpty || bytes.count > 255
+                || bytes.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == 0x23 || $0 == 0x5C }) || !TraceText.isUTF8(bytes) {
+                return "bad meta key '\(TraceText.quote(bytes))' (expected 1 to 255 bytes of UTF-8 without spaces, control bytes, '#' or '\\')"
+            }
+        case .metaValue, .name:
+            break
+        }
+        return nil
+    }
+
+    static func stringProblem(_ s: String, _ field: StringField) -> String? {
+        TraceText.bytes(of: s).withUnsafeBufferPointer { stringProblem($0, field) }
+    }
+
+    /// The string problems of a header record, for writers (readers check as they decode).
+    static func stringProblem(_ record: HeaderRecord) -> String? {
+        switch record {
+        case .module(let m):
+            return stringProblem(m.path, .modulePath) ?? m.buildID.flatMap { stringProblem($0, .buildID) }
+        case .pmem(let r):
+            return r.name.flatMap { stringProblem($0, .name) }
+        case .meta(let k, let v):
+            return stringProblem(k, .metaKey) ?? stringProblem(v, .metaValue)
+        case .lineSize, .domain, .stack, .initial:
+            return nil
+        }
+    }
+}
+
+extension TraceValidator.Location {
+    /// File order: lines, bytes and events each compare with their own kind.
+    func isBefore(_ other: Self) -> Bool {
+        switch (self, other) {
+        case (.line(let a), .line(let b)): a < b
+        case (.byte(let a), .byte(let b)): a < b
+        case (.event(let a), .event(let b)): a < b
+        default: false
+        }
+    }
+}
+
+/// Op IDs seen so far: IDs that count up (the usual case) cost one interval however
+/// many there are; IDs that come out of order go to a hash set, so no insertion is
+/// worse than O(1) amortized.
+struct OpIDSet {
+    private var ascending = IntervalSet()
+    private var scattered = Set<UInt64>()
+
+    func contains(_ x: UInt64) -> Bool { ascending.contains(x) || (!scattered.isEmpty && scattered.contains(x)) }
+
+    mutating func insert(_ x: UInt64) {
+        if !ascending.appendIfAscending(x) { scattered.insert(x) }
     }
 }
 
@@ -157,6 +321,18 @@ struct IntervalSet {
             if ranges[mid].lo <= x { lo = mid + 1 } else { hi = mid }
         }
         return lo == 0 ? nil : lo - 1
+    }
+
+    /// Adds `x` when it lies above every interval (extending the last one or starting
+    /// a new one); false otherwise.
+    mutating func appendIfAscending(_ x: UInt64) -> Bool {
+        guard let last = ranges.last else {
+            ranges.append((x, x))
+            return true
+        }
+        guard x > last.hi else { return false }
+        if x == last.hi + 1 { ranges[ranges.count - 1].hi = x } else { ranges.append((x, x)) }
+        return true
     }
 
     mutating func insert(_ x: UInt64) {

@@ -36,6 +36,8 @@ let canonical = """
     module /usr/lib/x86_64-linux-gnu/libpmem.so.1 0x7f0000000000 0x40000 build-id=00ff
     pmem 0x10000 0x1000 name=pool
     pmem 0x20000 0x100 volatile
+    init 0x10000 data=00ff
+    init 0x10002 data=01
     stack 1 0x401a2c 0x4020f0
     op 1 begin dst=0x1003d len=13 src=0x9000 name=memcpy_flushcache contract=flushcache stack=1
     store 0x1003d 3 data=414243 stack=1
@@ -53,6 +55,16 @@ let canonical = """
     op 2 begin dst=0x10000 len=0 contract=none
     op 2 end
     durable 0x10000 4
+    mark checkpoint\\x20one\\x23two thread=2
+    pmem 0x30000 0x1000 name=mapped volatile stack=2 thread=2
+    op 3 begin dst=0x10000 len=8 thread=1
+    op 4 begin dst=0x30000 len=8 thread=2
+    store 0x30000 8 thread=2
+    op 3 end thread=1
+    op 4 end thread=2
+    pmem-release 0x30000 0x1000
+    pmem 0x30000 0x2000 name=remapped
+    store 0x10000 1 thread=4294967295
 
     """
 
@@ -106,20 +118,6 @@ let canonical = """
         try t.write(to: dir.file("open.pctb"), form: .binary)
         let e = #expect(throws: TraceError.self) { _ = try Trace(contentsOf: dir.file("open.pctb")) }
         #expect(e?.description.contains("op 1 begun at event #0 is never ended") == true)
-    }
-
-    @Test func crashSafeOutputLeavesNoPartialFile() throws {
-        let dir = TemporaryDirectory()
-        let path = dir.file("out.pct")
-        do {
-            let f = try OutputFile(path: path)
-            try f.write("powercut-trace 1\n")
-            try f.flush()
-            #expect(access(path, F_OK) != 0, "the real name appears only at commit")
-            #expect(access(path + ".incomplete", F_OK) == 0)
-        }
-        #expect(access(path + ".incomplete", F_OK) != 0, "an abandoned output is removed")
-        #expect(access(path, F_OK) != 0)
     }
 
     @Test func binaryContentWithoutMagicIsNotTakenForText() {

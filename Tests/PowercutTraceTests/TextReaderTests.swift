@@ -121,4 +121,50 @@ func error(_ text: String) -> TraceError? {
         #expect(t.header.modules == [Module(path: "/opt/my lib.so", base: 0x1000, size: 0x2000, buildID: "abCD")])
         #expect(TextFormat.line(for: t.header.records[0]) == "module /opt/my\\x20lib.so 0x1000 0x2000 build-id=abCD")
     }
+
+    @Test func everyShapeOfACommonEventReadsTheSame() throws {
+        // The common events have a fast path; odd spacing, comments, leading zeros,
+        // upper-case hex, option order and thread=0 take the general one. Same events.
+        let t = try read("""
+            powercut-trace 1
+            pmem 0 0x10000
+            stack 1 0x401000
+            store 0x10 8 stack=1 thread=2
+              store\t0x10   8 thread=2   stack=1   # comment
+            store 0X0000000000000000010 0x8 stack=1 thread=2
+            ntstore 16 2 data=aBcD thread=0
+            ntstore 0x10 2 thread=0 data=ABCD
+            clflushopt 0x20#comment
+            clflushopt 0x20 stack=1
+            sfence
+            sfence#x
+            wpqflush thread=7
+            """)
+        let s = t.events
+        #expect(s.map(\.kind) == [.store, .store, .store, .ntstore, .ntstore, .clflushopt, .clflushopt, .sfence, .sfence, .wpqflush])
+        for k in 0..<3 { #expect(s[k].address == 0x10 && s[k].size == 8 && s[k].stack == 1 && s[k].thread == 2) }
+        for k in 3..<5 {
+            #expect(s[k].address == 0x10 && s[k].thread == 0 && t.batch.data(of: s[k]) == [0xab, 0xcd])
+        }
+        #expect(s[5].address == 0x20 && s[5].stack == 0 && s[6].stack == 1 && s[9].thread == 7)
+        #expect(s.map(\.seq) == Array(0...9))
+    }
+
+    @Test(arguments: [
+        ("store 0x10 8 stack=1 stack=1\n", "t.pct:4: key 'stack' given twice"),
+        ("store 0x10 8 stack=0\n", "t.pct:4: stack=0 is not a valid stack ID"),
+        ("store 0x10 8 stack=2\n", "t.pct:4: stack=2 names a stack that is not defined"),
+        ("store 0x10 2 data=abc\n", "t.pct:4: data= has 1.5 bytes for a store of 2"),
+        ("store 0x10 1 data=zz\n", "t.pct:4: bad hex in data="),
+        ("store 0x10 8x\n", "t.pct:4: bad number '8x'"),
+        ("store 0x10 8 thread=1 thread=1\n", "t.pct:4: key 'thread' given twice"),
+        ("clwb 0x10 0x20\n", "t.pct:4: unexpected field '0x20'"),
+        ("sfence 1\n", "t.pct:4: unexpected field '1'"),
+        ("store 0x10 8 data=\n", "t.pct:4: data= has 0 bytes for a store of 8"),
+        ("store 0x10\n", "t.pct:4: missing fields in 'store' record"),
+    ])
+    func fastPathEventsKeepTheirErrors(line: String, message: String) {
+        let e = error("powercut-trace 1\npmem 0 0x100\nstack 1 0x1\n" + line)
+        #expect(e?.description.hasPrefix(message) == true, "got: \(e?.description ?? "nothing")")
+    }
 }
