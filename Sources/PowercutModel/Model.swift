@@ -71,10 +71,20 @@
 // sparsely: a line has state only while some byte of it is at risk, so a declared range
 // of any size costs nothing until it is written, and memory follows the lines at risk,
 // not the trace's length. A live line holds six bit masks (dirty, flushing, wc, queued,
-// flush-hinted, newest-store-was-non-temporal) and, per byte, the newest store's event
-// number and stack and the event that last moved the byte (write-back or fence). A line
-// whose bytes are all durable is dropped, which is exactly what an untouched line is.
-// Fences visit only the lines with flushing, wc or queued bytes.
+// flush-hinted, newest-store-was-non-temporal), per byte a one-byte index (two for lines
+// over 64 bytes) naming its newest store and one naming the write-back or fence that
+// last moved it, and a small table of those events (number and stack): 16 entries in
+// the line's slot, more in an overflow table only while the line's at-risk bytes name
+// more distinct events. The table is compacted when it fills. About 460 bytes a live
+// 64-byte line in all (it was 1.5 KB with an event number per byte). A line whose bytes
+// are all durable is dropped, which is exactly what an untouched line is. Fences visit
+// only the lines with flushing, wc or queued bytes. Stores to the line and range the
+// previous store hit take a short path with no lookup.
+//
+// While one thread runs, the masks are all there is (the fast path). From the first
+// event of a second thread on, a live line also carries a tag per thread that touched
+// it: the at-risk bytes it stored last and the flushing bytes its write-backs cover; a
+// fence by T visits only the lines on T's list.
 //
 // WHAT IS APPROXIMATED
 //

@@ -471,8 +471,15 @@ public final class Replayer {
 
     /// The state of one byte now (for explain and tests).
     public func state(of address: UInt64) -> ByteState { model.state(of: address) }
-    /// At-risk bytes by state now.
+    /// At-risk bytes by state now (kept up to date only with `ReplayOptions.countAtRisk`,
+    /// `recordCuts`, or an observer whose `needsAtRiskCounts` is true).
     public var counts: CutCounts { model.counts }
+    /// The thread of the latest event (for observers: `Event.thread` of the event just
+    /// applied).
+    public var thread: UInt32 { activeThread }
+    /// Whether events of more than one thread have been applied while bytes were at
+    /// risk (the per-thread rules then apply).
+    public var isMultithreaded: Bool { model.multi }
 }
 
 extension Replayer {
