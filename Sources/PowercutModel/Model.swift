@@ -71,10 +71,20 @@
 // sparsely: a line has state only while some byte of it is at risk, so a declared range
 // of any size costs nothing until it is written, and memory follows the lines at risk,
 // not the trace's length. A live line holds six bit masks (dirty, flushing, wc, queued,
-// flush-hinted, newest-store-was-non-temporal) and, per byte, the newest store's event
-// number and stack and the event that last moved the byte (write-back or fence). A line
-// whose bytes are all durable is dropped, which is exactly what an untouched line is.
-// Fences visit only the lines with flushing, wc or queued bytes.
+// flush-hinted, newest-store-was-non-temporal), per byte a one-byte index (two for lines
+// over 64 bytes) naming its newest store and one naming the write-back or fence that
+// last moved it, and a small table of those events (number and stack): 16 entries in
+// the line's slot, more in an overflow table only while the line's at-risk bytes name
+// more distinct events. The table is compacted when it fills. About 460 bytes a live
+// 64-byte line in all (it was 1.5 KB with an event number per byte). A line whose bytes
+// are all durable is dropped, which is exactly what an untouched line is. Fences visit
+// only the lines with flushing, wc or queued bytes. Stores to the line and range the
+// previous store hit take a short path with no lookup.
+//
+// While one thread runs, the masks are all there is (the fast path). From the first
+// event of a second thread on, a live line also carries a tag per thread that touched
+// it: the at-risk bytes it stored last and the flushing bytes its write-backs cover; a
+// fence by T visits only the lines on T's list.
 //
 // WHAT IS APPROXIMATED
 //
@@ -176,17 +186,28 @@ final class PersistenceModel {
     private var livePosition: UnsafeMutablePointer<Int32>
     private var isPending: UnsafeMutablePointer<Bool>
     private var tagHead: UnsafeMutablePointer<Int32>    // the slot's first thread tag (-1: none)
-    private var freeSlots: [Int32] = []
+    // Free slots and live slots as plain buffers of `capacity` entries: no uniqueness
+    // checks when a line comes and goes.
+    private var freeSlots: UnsafeMutablePointer<Int32>
+    private var freeCount = 0
+    private var liveSlots: UnsafeMutablePointer<Int32>
+    private var liveCount = 0
     private var slotsUsed: Int32 = 0
     private var table = LineTable()
     /// Slots in use, dense, for whole-model walks.
-    private(set) var live: [Int32] = []
+    var live: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: liveSlots, count: liveCount) }
     /// One thread: slots with flushing, wc or queued bytes, what a fence or wpqflush must
     /// visit. Several threads: slots with queued bytes (the per-thread lists hold the rest).
     private var pending: [Int32] = []
     private var visiting: [Int32] = []
     private var lastLine: UInt64 = .max
     private var lastSlot: Int32 = -1
+    /// The fast path's cache: the bounds of the last non-volatile range a store hit
+    /// (empty when lo > hi), and whether stores may take the fast path at all (lines of
+    /// at most 64 bytes, one thread, no counts, no --nt-evicts).
+    private var hotLo: UInt64 = 1
+    private var hotHi: UInt64 = 0
+    private var fastStores = false
 
     // Threads. While every event comes from one thread (`soleThread`) the masks say all
     // there is. From the first event of a second thread on (`multi`), each live line
@@ -242,6 +263,7 @@ final class PersistenceModel {
         }
         counters = .allocate(capacity: 4)
         counters.initialize(repeating: 0, count: 4)
+        fastStores = wordsPerLine == 1 && !counting && !ntEvicts
         masks = .allocate(capacity: 0)
         wideIndex = lineSize > 64
         storeIdx = .allocate(byteCount: 0, alignment: 8)
@@ -255,6 +277,8 @@ final class PersistenceModel {
         livePosition = .allocate(capacity: 0)
         isPending = .allocate(capacity: 0)
         tagHead = .allocate(capacity: 0)
+        freeSlots = .allocate(capacity: 0)
+        liveSlots = .allocate(capacity: 0)
         growSlots(to: 64)
     }
 
@@ -275,6 +299,8 @@ final class PersistenceModel {
         livePosition.deallocate()
         isPending.deallocate()
         tagHead.deallocate()
+        freeSlots.deallocate()
+        liveSlots.deallocate()
         table.deallocate()
     }
 
@@ -306,6 +332,8 @@ final class PersistenceModel {
         grow(&livePosition, 1, -1)
         grow(&isPending, 1, false)
         grow(&tagHead, 1, -1)
+        grow(&freeSlots, 1, -1)
+        grow(&liveSlots, 1, -1)
         capacity = newCapacity
     }
 
@@ -401,6 +429,8 @@ final class PersistenceModel {
         let i = firstRange(after: base) - 1
         guard i >= 0, rangeBase[i] == base, ranges[i].length == length else { return false }
         dropStates(base, rangeLast[i])
+        hotLo = 1
+        hotHi = 0
         let tail = rangeCount - i - 1
         (rangeBase + i).moveInitialize(from: rangeBase + i + 1, count: tail)
         (rangeLast + i).moveInitialize(from: rangeLast + i + 1, count: tail)
@@ -447,8 +477,9 @@ final class PersistenceModel {
         }
         guard create else { return nil }
         let s: Int32
-        if let f = freeSlots.popLast() {
-            s = f
+        if freeCount > 0 {
+            freeCount &-= 1
+            s = freeSlots[freeCount]
         } else {
             if Int(slotsUsed) == capacity { growSlots(to: capacity * 2) }
             s = slotsUsed
@@ -457,7 +488,8 @@ final class PersistenceModel {
         table.insert(line, s)
         lineOf[Int(s)] = line
         livePosition[Int(s)] = Int32(live.count)
-        live.append(s)
+        liveSlots[liveCount] = s
+        liveCount &+= 1
         if live.count > peakLive { peakLive = live.count }
         lastLine = line
         lastSlot = s
@@ -492,9 +524,10 @@ final class PersistenceModel {
         table.remove(line)
         if lastLine == line { lastLine = .max; lastSlot = -1 }
         let p = Int(livePosition[Int(s)])
-        let moved = live.removeLast()
+        liveCount &-= 1
+        let moved = liveSlots[liveCount]
         if moved != s {
-            live[p] = moved
+            liveSlots[p] = moved
             livePosition[Int(moved)] = Int32(p)
         }
         livePosition[Int(s)] = -1
@@ -508,7 +541,8 @@ final class PersistenceModel {
             freeOverflow.append(recExt[Int(s)])
             recExt[Int(s)] = -1
         }
-        freeSlots.append(s)
+        freeSlots[freeCount] = s
+        freeCount &+= 1
     }
 
     @inline(__always)
@@ -552,8 +586,7 @@ final class PersistenceModel {
     @inline(__always)
     private static func bits(_ lo: Int, _ hi: Int) -> UInt64 {
         // Bits lo..<hi of a word, 0 <= lo < hi <= 64.
-        let width = hi - lo
-        return (width == 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1) << UInt64(lo)
+        (UInt64.max &>> UInt64(truncatingIfNeeded: 64 &- (hi &- lo))) &<< UInt64(truncatingIfNeeded: lo)
     }
 
     /// Calls `body` with each word of bytes lo..<hi of a line and the mask of those bytes in it.
@@ -576,8 +609,24 @@ final class PersistenceModel {
     private func setStore(_ s: Int32, _ lo: Int, _ hi: Int, _ r: Int) {
         if wideIndex {
             (storeIdx.assumingMemoryBound(to: UInt16.self) + Int(s) * lineSize + lo).update(repeating: UInt16(r), count: hi - lo)
-        } else {
-            (storeIdx.assumingMemoryBound(to: UInt8.self) + Int(s) * lineSize + lo).update(repeating: UInt8(r), count: hi - lo)
+            return
+        }
+        // Eight indices at a time: stores are mostly a few bytes, too short for memset.
+        let p = storeIdx + (Int(s) &* lineSize &+ lo)
+        let n = hi &- lo
+        let pattern = UInt64(truncatingIfNeeded: r) &* 0x0101_0101_0101_0101
+        if n == 8 {
+            p.storeBytes(of: pattern, as: UInt64.self)
+            return
+        }
+        var i = 0
+        while i &+ 8 <= n {
+            p.storeBytes(of: pattern, toByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        while i < n {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: r), toByteOffset: i, as: UInt8.self)
+            i &+= 1
         }
     }
 
@@ -628,10 +677,10 @@ final class PersistenceModel {
     private func addRecord(_ s: Int32, seq: UInt64, stack: UInt32) -> Int {
         let n = Int(recCount[Int(s)])
         if n < Self.inlineRecords && n < Int(recLimit[Int(s)]) {
-            let k = Int(s) * Self.inlineRecords + n
+            let k = Int(s) &* Self.inlineRecords &+ n
             recSeq[k] = seq
             recStack[k] = stack
-            recCount[Int(s)] = Int32(n + 1)
+            recCount[Int(s)] = Int32(truncatingIfNeeded: n &+ 1)
             return n
         }
         return addRecordSlowly(s, seq: seq, stack: stack)
@@ -721,6 +770,7 @@ final class PersistenceModel {
     /// A second thread appeared: every at-risk byte so far is the sole thread's.
     private func enterMulti() {
         multi = true
+        fastStores = false
         for s in live {
             let tg = makeTag(s, soleThread)
             var needsFence = false
@@ -833,9 +883,47 @@ final class PersistenceModel {
     /// declared pmem are tracked.
     @inline(__always)
     func store(_ address: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
-        let last = address &+ (size - 1)
+        let last = address &+ (size &- 1)
+        let line = address &>> lineShift
+        if fastStores && line == lastLine && last &>> lineShift == line && address >= hotLo && last <= hotHi {
+            storeInLine(lastSlot, address, last, seq: seq, stack: stack, nonTemporal: nonTemporal)
+            return
+        }
+        storeSlowly(address, last, size, seq: seq, stack: stack, nonTemporal: nonTemporal)
+    }
+
+    /// The fast path: a store within one line of at most 64 bytes, one thread, no counts.
+    @inline(__always)
+    private func storeInLine(_ s: Int32, _ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
+        let lineMask = UInt64(truncatingIfNeeded: lineSize &- 1)
+        let lo = Int(truncatingIfNeeded: first & lineMask), hi = Int(truncatingIfNeeded: last & lineMask) &+ 1
+        // The record first: compacting the table reads the masks as they were.
+        let r = addRecord(s, seq: seq, stack: stack)
+        let m = Self.bits(lo, hi)
+        let p = masks + Int(s) &* Self.maskCount
+        p[Self.flushingMask] &= ~m
+        p[Self.queuedMask] &= ~m
+        p[Self.hintedMask] &= ~m
+        if nonTemporal {
+            p[Self.dirtyMask] &= ~m
+            p[Self.wcMask] |= m
+            p[Self.ntMask] |= m
+            markPending(s)
+        } else {
+            p[Self.dirtyMask] |= m
+            p[Self.wcMask] &= ~m
+            p[Self.ntMask] &= ~m
+        }
+        setStore(s, lo, hi, r)
+    }
+
+    private func storeSlowly(_ address: UInt64, _ last: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         if let r = rangeIndex(containing: address), last <= rangeLast[r] {
-            if !rangeVolatile[r] { storeTracked(address, last, seq: seq, stack: stack, nonTemporal: nonTemporal) }
+            if !rangeVolatile[r] {
+                hotLo = rangeBase[r]
+                hotHi = rangeLast[r]
+                storeTracked(address, last, seq: seq, stack: stack, nonTemporal: nonTemporal)
+            }
         } else {
             var covered: UInt64 = 0
             forEachPmemPiece(address, last) { first, pieceLast, range in
@@ -877,29 +965,10 @@ final class PersistenceModel {
 
     @inline(__always)
     private func storeTracked(_ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
-        if wordsPerLine == 1 && first >> lineShift == last >> lineShift && !counting && !ntEvicts && !multi {
+        if fastStores && first >> lineShift == last >> lineShift {
             // The common case: one line of at most 64 bytes, one word per mask, one thread.
-            let lineMask = UInt64(lineSize - 1)
-            let lo = Int(first & lineMask), hi = Int(last & lineMask) + 1
-            let s = slot(forLine: first >> lineShift, create: true)!
-            // The record first: compacting the table reads the masks as they were.
-            let r = addRecord(s, seq: seq, stack: stack)
-            let m = Self.bits(lo, hi)
-            let p = masks + Int(s) * Self.maskCount
-            p[Self.flushingMask] &= ~m
-            p[Self.queuedMask] &= ~m
-            p[Self.hintedMask] &= ~m
-            if nonTemporal {
-                p[Self.dirtyMask] &= ~m
-                p[Self.wcMask] |= m
-                p[Self.ntMask] |= m
-                markPending(s)
-            } else {
-                p[Self.dirtyMask] |= m
-                p[Self.wcMask] &= ~m
-                p[Self.ntMask] &= ~m
-            }
-            setStore(s, lo, hi, r)
+            storeInLine(slot(forLine: first >> lineShift, create: true)!, first, last, seq: seq, stack: stack,
+                        nonTemporal: nonTemporal)
             return
         }
         var line = first >> lineShift

@@ -192,8 +192,27 @@ public final class Replayer {
             }
             return
         }
+        let fast = !options.recordCuts
         batch.events.withUnsafeBufferPointer { buffer in
-            for e in buffer { apply(e) }
+            guard var p = buffer.baseAddress else { return }
+            let end = p + buffer.count
+            while p < end {
+                // Stores are most events: they take the short way, reading only the
+                // fields they need.
+                if fast && p.pointee.kind.rawValue <= EventKind.ntstore.rawValue && p.pointee.thread == activeThread {
+                    let address = p.pointee.address, size = p.pointee.size
+                    if checkBounds && (address < boundsLo || address &- boundsLo > boundsLength
+                                       || size > boundsLength &- (address &- boundsLo)) {
+                        outOfBounds(p.pointee)
+                    }
+                    model.store(address, size, seq: p.pointee.seq, stack: p.pointee.stack,
+                                nonTemporal: p.pointee.kind == .ntstore)
+                    events &+= 1
+                } else {
+                    applyOther(p.pointee)
+                }
+                p += 1
+            }
         }
     }
 
@@ -213,15 +232,17 @@ public final class Replayer {
         model.setThread(thread)
     }
 
-    @inline(__always)
-    public func apply(_ e: Event) {
+    /// Applies one event.
+    public func apply(_ e: Event) { applyOther(e) }
+
+    @inline(never)
+    private func applyOther(_ e: Event) {
         if e.thread != activeThread && e.kind != .stackDefinition { switchThread(to: e.thread) }
         switch e.kind {
         case .store, .ntstore:
             if checkBounds && (e.address < boundsLo || e.address - boundsLo > boundsLength
-                               || e.size > boundsLength - (e.address - boundsLo)),
-               let op = latest {
-                outOfBounds(e, op)
+                               || e.size > boundsLength - (e.address - boundsLo)) {
+                outOfBounds(e)
             }
             model.store(e.address, e.size, seq: e.seq, stack: e.stack, nonTemporal: e.kind == .ntstore)
         case .clwb, .clflushopt, .clflush:
@@ -317,7 +338,9 @@ public final class Replayer {
         awaitingDrain = still
     }
 
-    private func outOfBounds(_ e: Event, _ op: OpInfo) {
+    @inline(never)
+    private func outOfBounds(_ e: Event) {
+        guard let op = latest else { return }
         var ranges: [ByteRange] = []
         let last = e.address &+ (e.size - 1)
         let state: ByteState = e.kind == .ntstore ? .wc : .dirty
@@ -448,8 +471,15 @@ public final class Replayer {
 
     /// The state of one byte now (for explain and tests).
     public func state(of address: UInt64) -> ByteState { model.state(of: address) }
-    /// At-risk bytes by state now.
+    /// At-risk bytes by state now (kept up to date only with `ReplayOptions.countAtRisk`,
+    /// `recordCuts`, or an observer whose `needsAtRiskCounts` is true).
     public var counts: CutCounts { model.counts }
+    /// The thread of the latest event (for observers: `Event.thread` of the event just
+    /// applied).
+    public var thread: UInt32 { activeThread }
+    /// Whether events of more than one thread have been applied while bytes were at
+    /// risk (the per-thread rules then apply).
+    public var isMultithreaded: Bool { model.multi }
 }
 
 extension Replayer {
@@ -469,7 +499,8 @@ extension Replayer {
     public static func replay(reader: TraceReader, options: ReplayOptions = ReplayOptions()) throws(TraceError) -> (ReplayResult, TraceReader) {
         let r = Replayer(header: reader.header, options: options)
         var batch = EventBatch()
-        while try reader.read(into: &batch) { r.apply(batch) }
+        // Small batches stay in the cache between the reader and the model.
+        while try reader.read(into: &batch, max: 512) { r.apply(batch) }
         return (r.finish(names: reader.names), reader)
     }
 }

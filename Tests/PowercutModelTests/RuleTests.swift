@@ -255,3 +255,54 @@ extension String {
         }
     }
 }
+
+/// Collects the per-cut series as it streams past.
+final class SeriesObserver: ReplayObserver {
+    var series: [CutCounts] = []
+    var threads: [UInt32] = []
+    var needsAtRiskCounts: Bool { true }
+    func replayStarted(_ replayer: Replayer) { series.append(replayer.counts) }
+    func replayer(_ replayer: Replayer, applied event: Event, data: ArraySlice<UInt8>?) {
+        series.append(replayer.counts)
+        threads.append(replayer.thread)
+    }
+}
+
+@Suite struct StreamingTests {
+    @Test func anObserverSeesThePerCutSeriesWithoutTheResultKeepingIt() throws {
+        let text = "powercut-trace 1\npmem 0 0x100\nstore 0 3\nclwb 0\nntstore 8 8\nsfence\nstore 64 64\n"
+        var options = ReplayOptions()
+        options.recordCuts = true
+        let kept = try Replayer.replay(reader: try TraceReader(text: text), options: options).0
+        let observer = SeriesObserver()
+        let reader = try TraceReader(text: text)
+        let r = Replayer(header: reader.header, observer: observer)
+        var batch = EventBatch()
+        while try reader.read(into: &batch) { r.apply(batch) }
+        let streamed = r.finish()
+        #expect(streamed.cuts == nil)
+        #expect(observer.series == kept.cuts)
+        #expect(observer.series.last == CutCounts(dirty: 64))
+    }
+
+    @Test func observersLearnEachEventsThread() {
+        var header = TraceHeader()
+        header.records = [.pmem(PmemRange(base: 0, length: 0x100))]
+        let observer = SeriesObserver()
+        let r = Replayer(header: header, observer: observer)
+        var batch = EventBatch()
+        for (i, t) in [UInt32(0), 3, 3, 1].enumerated() {
+            var e = Event(kind: .ntstore, seq: UInt64(i), address: UInt64(i) * 8, size: 8)
+            e.thread = t
+            batch.events.append(e)
+        }
+        r.apply(batch)
+        #expect(observer.threads == [0, 3, 3, 1])
+        #expect(r.isMultithreaded)
+        // Each thread's wc bytes wait for that thread's fence.
+        var fence = Event(kind: .sfence, seq: 4)
+        fence.thread = 3
+        r.apply(fence)
+        #expect(r.state(of: 0) == .wc && r.state(of: 8) == .durable && r.state(of: 16) == .durable && r.state(of: 24) == .wc)
+    }
+}
