@@ -75,6 +75,9 @@ struct Crash: ParsableCommand {
     @Flag(help: "List the images of each checked cut compactly; run no checker.")
     var list = false
 
+    @Option(help: ArgumentHelp("Tell whether (and why) the image at PATH could be left by a power failure; run no checker.", valueName: "path"))
+    var explainImage: String?
+
     @OptionGroup var model: ModelOptions
 
     @Option(help: "Report format: text, json, sarif or junit.")
@@ -83,7 +86,8 @@ struct Crash: ParsableCommand {
     func validate() throws {
         let checkers = (checkCommand != nil ? 1 : 0) + (checkLibrary != nil ? 1 : 0)
         if count && list { throw ValidationError("--count and --list cannot be combined") }
-        if !count && !list && checkers != 1 {
+        if explainImage != nil && (count || list || checkers > 0) { throw ValidationError("--explain-image runs no checker and lists nothing") }
+        if !count && !list && explainImage == nil && checkers != 1 {
             throw ValidationError("name one checker: --check-cmd 'CMD' or --check-lib LIB.so --check-fn NAME (or use --count / --list)")
         }
         if checkers > 1 { throw ValidationError("--check-cmd and --check-lib cannot be combined") }
@@ -132,6 +136,12 @@ struct Crash: ParsableCommand {
         }
         if list {
             try session.list { writeAll(1, $0) }
+            return
+        }
+        if let explainImage {
+            let explanation = try session.explain(imagePath: explainImage)
+            writeAll(1, explanation.wording(image: explainImage))
+            if explanation.cut == nil { throw ExitCode(ExitStatus.findings) }
             return
         }
         let checker: CheckerSpec = checkCommand.map { .command($0) } ?? .library(path: checkLibrary!, function: checkFunction!)

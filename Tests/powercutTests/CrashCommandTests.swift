@@ -296,4 +296,23 @@ import Testing
         let without = try powercut(["crash", trace, "--check-cmd", "sh \(script)"])
         #expect(without.status == 1)
     }
+
+    @Test func explainImageTellsWhichWritesASavedImageKept() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let script = try s.write("check.sh", Self.checkScript)
+        _ = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--save-images", s.path("saved")])
+        let r = try powercut(["crash", trace, "--explain-image", s.path("saved") + "/cut5-image1.img"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("is a crash image of cut 5 (after #4 clwb, before #5 sfence)"))
+        #expect(r.stdout.contains("lost      #1 store 0x1008..0x100f (8 bytes)"))
+        // A byte no write put there.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: s.path("saved") + "/cut5-image1.img"))
+        bytes[0x81] = 0x7f
+        try bytes.write(to: URL(fileURLWithPath: s.path("forged.img")))
+        let forged = try powercut(["crash", trace, "--explain-image", s.path("forged.img")])
+        #expect(forged.status == 1)
+        #expect(forged.stdout.contains("is not a crash image of the trace"))
+        #expect(forged.stdout.contains("line 0x1080: 00 7f 00"))
+    }
 }
