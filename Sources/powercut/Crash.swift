@@ -1,6 +1,7 @@
 import ArgumentParser
 import PowercutCrash
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 #if canImport(Glibc)
 import Glibc
@@ -80,6 +81,8 @@ struct Crash: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
+    @OptionGroup var symbols: SymbolOptions
+
     @Option(help: "Report format: text, json, sarif or junit.")
     var format: CrashFormat = .text
 
@@ -148,7 +151,12 @@ struct Crash: ParsableCommand {
         let progress = ProgressLine()
         let outcome = try session.check(checker) { done, total in progress.update(done, total) }
         progress.finish()
-        let text = CrashTextReport(stacks: session.stacks, rerun: checkCommand)
+        let frames = symbols.resolver()
+        defer { symbols.finish(frames, notes: false) }
+        let stacks = session.stacks, modules = session.modules
+        let text = CrashTextReport(stackText: { id in
+            stacks[id].map { frames.stackText(Array($0.prefix(12)), modules: modules, indent: "        ") } ?? ""
+        }, rerun: checkCommand)
         switch format {
         case .text: writeAll(1, text.render(outcome) + "powercut: \(outcome.summary)\n")
         case .json: writeAll(1, CrashJSONReport().render(outcome))
