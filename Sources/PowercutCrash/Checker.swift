@@ -137,6 +137,39 @@ func monotonicNow() -> Double {
 struct CommandRunner {
     let command: String
     let timeout: Double
+    /// The command's words when it has no shell syntax at all: it is then run the way
+    /// the shell would run it (a PATH lookup and an exec), without a shell per image.
+    let direct: [String]?
+
+    init(command: String, timeout: Double) {
+        self.command = command
+        self.timeout = timeout
+        direct = Self.plainWords(command)
+    }
+
+    /// Builtins the shell runs itself, which no program on PATH may stand in for.
+    static let builtins: Set<String> = [
+        ".", ":", "alias", "bg", "break", "cd", "command", "continue", "eval", "exec", "exit", "export", "fc", "fg",
+        "getopts", "hash", "jobs", "local", "read", "readonly", "return", "set", "shift", "source", "times", "trap",
+        "type", "ulimit", "umask", "unalias", "unset", "wait",
+    ]
+
+    static func plainWords(_ command: String) -> [String]? {
+        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_/.,:+@%- ".unicodeScalars)
+        guard command.unicodeScalars.allSatisfy({ safe.contains($0) }) else { return nil }
+        var words = command.split(separator: " ").map(String.init)
+        guard let first = words.first, !builtins.contains(first) else { return nil }
+        if !first.contains("/") {
+            guard let path = getenv("PATH").map({ String(cString: $0) }) else { return nil }
+            guard let dir = path.split(separator: ":", omittingEmptySubsequences: false).first(where: {
+                access(($0.isEmpty ? "." : String($0)) + "/" + first, X_OK) == 0
+            }) else { return nil }
+            words[0] = (dir.isEmpty ? "." : String(dir)) + "/" + first
+        }
+        var st = stat()
+        guard stat(words[0], &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(words[0], X_OK) == 0 else { return nil }
+        return words
+    }
 
     func shellQuoted(_ s: String) -> String {
         var out = "'"
@@ -167,7 +200,7 @@ struct CommandRunner {
         sigemptyset(&none)
         posix_spawnattr_setsigmask(&attr, &none)
 
-        let argv = ["/bin/sh", "-c", command + " " + shellQuoted(imagePath)]
+        let argv = direct.map { $0 + [imagePath] } ?? ["/bin/sh", "-c", command + " " + shellQuoted(imagePath)]
         var env: [String] = []
         var e = environ
         while let p = e.pointee {
@@ -183,11 +216,11 @@ struct CommandRunner {
             for p in cEnv { free(p) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, &cArgs, &cEnv)
+        let rc = posix_spawn(&pid, argv[0], &actions, &attr, &cArgs, &cEnv)
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
-            return (.crashed(0), "cannot start /bin/sh: \(String(cString: strerror(rc)))")
+            return (.crashed(0), "cannot start \(argv[0]): \(String(cString: strerror(rc)))")
         }
         var keeper = OutputKeeper()
         let deadline = monotonicNow() + timeout

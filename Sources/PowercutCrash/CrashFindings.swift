@@ -30,10 +30,18 @@ public struct CutSummary: Sendable {
     /// `cut 12 (after #11 store, before #12 sfence)`.
     public var label: String {
         var parts: [String] = []
-        if let b = before { parts.append("after #\(b.seq) \(b.kind.keyword)") }
-        if let a = after { parts.append("before #\(a.seq) \(a.kind.keyword)") }
+        if let b = before { parts.append("after #\(b.seq) \(Self.name(b))") }
+        if let a = after { parts.append("before #\(a.seq) \(Self.name(a))") }
         if parts.isEmpty { parts.append(cut == 0 ? "before the first event" : "at the end of the trace") }
         return "cut \(cut) (\(parts.joined(separator: ", ")))"
+    }
+
+    static func name(_ e: Event) -> String {
+        switch e.kind {
+        case .opBegin: "op begin"
+        case .opEnd: "op end"
+        default: e.kind.keyword
+        }
     }
 
     /// `every image`, `depth 2: 100000 of 2^512.0 images`, …

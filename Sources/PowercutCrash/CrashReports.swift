@@ -1,15 +1,18 @@
+import PowercutOutput
+
 /// Printers over a crash run's values; they only format.
 
 /// Frames of a call stack, by ID.
 public typealias Stacks = [UInt32: [UInt64]]
 
 public struct CrashTextReport {
-    public var stacks: Stacks
+    /// The frames of a call stack by ID, as lines (the CLI symbolizes them).
+    public var stackText: (UInt32) -> String
     /// How a user reruns the checker on a saved image (nil: not a command).
     public var rerun: String?
 
-    public init(stacks: Stacks = [:], rerun: String? = nil) {
-        self.stacks = stacks
+    public init(stackText: @escaping (UInt32) -> String = { _ in "" }, rerun: String? = nil) {
+        self.stackText = stackText
         self.rerun = rerun
     }
 
@@ -45,10 +48,7 @@ public struct CrashTextReport {
         return s
     }
 
-    func frames(_ stack: UInt32) -> String {
-        guard stack != 0, let frames = stacks[stack] else { return "" }
-        return frames.prefix(8).enumerated().map { "        \($0.offset == 0 ? "at" : "by") \(hex($0.element))\n" }.joined()
-    }
+    func frames(_ stack: UInt32) -> String { stack == 0 ? "" : stackText(stack) }
 }
 
 /// `--count`: per checked cut, its exact number of distinct images.
@@ -75,21 +75,7 @@ func jsonCount(_ c: ImageCount) -> String {
     }
 }
 
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += "\\u" + String(u.value, radix: 16).leftPadded(4) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
+func jsonString(_ s: String) -> String { JSONWriter.quote(s) }
 
 public struct CrashJSONReport {
     public init() {}
@@ -161,20 +147,7 @@ public struct CrashSARIFReport {
 public struct CrashJUnitReport {
     public init() {}
 
-    func xml(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default:
-                if u.value < 0x20 && u != "\n" && u != "\t" { out += "?" } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out
-    }
+    func xml(_ s: String) -> String { xmlEscape(s) }
 
     public func render(_ o: CrashOutcome, text: CrashTextReport) -> String {
         var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"

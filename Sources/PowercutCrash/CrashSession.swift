@@ -28,6 +28,8 @@ public final class CrashSession {
     public let options: CrashOptions
     /// Call-stack frames by ID (from the trace), for reports.
     public private(set) var stacks: [UInt32: [UInt64]] = [:]
+    /// Loaded objects (from the trace), for symbolizing those frames.
+    public private(set) var modules: [Module] = []
 
     public init(path: String, options: CrashOptions) {
         self.path = path
@@ -51,6 +53,7 @@ public final class CrashSession {
         _ = replayer.finish(names: reader.names)
         if let e = tracker.error { throw e }
         stacks = reader.stacks
+        modules = reader.header.modules
         return layout
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import PowercutCrash
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 #if canImport(Glibc)
 import Glibc
@@ -75,7 +76,12 @@ struct Crash: ParsableCommand {
     @Flag(help: "List the images of each checked cut compactly; run no checker.")
     var list = false
 
+    @Option(help: ArgumentHelp("Tell whether (and why) the image at PATH could be left by a power failure; run no checker.", valueName: "path"))
+    var explainImage: String?
+
     @OptionGroup var model: ModelOptions
+
+    @OptionGroup var symbols: SymbolOptions
 
     @Option(help: "Report format: text, json, sarif or junit.")
     var format: CrashFormat = .text
@@ -83,7 +89,8 @@ struct Crash: ParsableCommand {
     func validate() throws {
         let checkers = (checkCommand != nil ? 1 : 0) + (checkLibrary != nil ? 1 : 0)
         if count && list { throw ValidationError("--count and --list cannot be combined") }
-        if !count && !list && checkers != 1 {
+        if explainImage != nil && (count || list || checkers > 0) { throw ValidationError("--explain-image runs no checker and lists nothing") }
+        if !count && !list && explainImage == nil && checkers != 1 {
             throw ValidationError("name one checker: --check-cmd 'CMD' or --check-lib LIB.so --check-fn NAME (or use --count / --list)")
         }
         if checkers > 1 { throw ValidationError("--check-cmd and --check-lib cannot be combined") }
@@ -134,11 +141,22 @@ struct Crash: ParsableCommand {
             try session.list { writeAll(1, $0) }
             return
         }
+        if let explainImage {
+            let explanation = try session.explain(imagePath: explainImage)
+            writeAll(1, explanation.wording(image: explainImage))
+            if explanation.cut == nil { throw ExitCode(ExitStatus.findings) }
+            return
+        }
         let checker: CheckerSpec = checkCommand.map { .command($0) } ?? .library(path: checkLibrary!, function: checkFunction!)
         let progress = ProgressLine()
         let outcome = try session.check(checker) { done, total in progress.update(done, total) }
         progress.finish()
-        let text = CrashTextReport(stacks: session.stacks, rerun: checkCommand)
+        let frames = symbols.resolver()
+        defer { symbols.finish(frames, notes: false) }
+        let stacks = session.stacks, modules = session.modules
+        let text = CrashTextReport(stackText: { id in
+            stacks[id].map { frames.stackText(Array($0.prefix(12)), modules: modules, indent: "        ") } ?? ""
+        }, rerun: checkCommand)
         switch format {
         case .text: writeAll(1, text.render(outcome) + "powercut: \(outcome.summary)\n")
         case .json: writeAll(1, CrashJSONReport().render(outcome))

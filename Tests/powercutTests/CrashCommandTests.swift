@@ -296,4 +296,65 @@ import Testing
         let without = try powercut(["crash", trace, "--check-cmd", "sh \(script)"])
         #expect(without.status == 1)
     }
+
+    @Test func explainImageTellsWhichWritesASavedImageKept() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let script = try s.write("check.sh", Self.checkScript)
+        _ = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--save-images", s.path("saved")])
+        let r = try powercut(["crash", trace, "--explain-image", s.path("saved") + "/cut5-image1.img"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("is a crash image of cut 5 (after #4 clwb, before #5 sfence)"))
+        #expect(r.stdout.contains("lost      #1 store 0x1008..0x100f (8 bytes)"))
+        // A byte no write put there.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: s.path("saved") + "/cut5-image1.img"))
+        bytes[0x81] = 0x7f
+        try bytes.write(to: URL(fileURLWithPath: s.path("forged.img")))
+        let forged = try powercut(["crash", trace, "--explain-image", s.path("forged.img")])
+        #expect(forged.status == 1)
+        #expect(forged.stdout.contains("is not a crash image of the trace"))
+        #expect(forged.stdout.contains("line 0x1080: 00 7f 00"))
+    }
+
+    @Test func reportsComeAsJSONSARIFAndJUnit() throws {
+        let s = Scratch()
+        let trace = try s.write("log.pct", Self.logWriter(fence: false))
+        let script = try s.write("check.sh", Self.checkScript)
+        let json = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--format", "json"])
+        #expect(json.status == 1)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+        let summary = object["summary"] as! [String: Any]
+        #expect(summary["inconsistent"] as? Int == 2)
+        #expect(summary["every_image"] as? Bool == true)
+        let first = (object["inconsistent"] as! [[String: Any]])[0]
+        #expect(first["cut"] as? Int == 5 && first["image"] as? Int == 1 && first["status"] as? Int == 1)
+        let lines = first["lines"] as! [[String: Any]]
+        #expect((lines[0]["lost"] as! [[String: Any]])[0]["event"] as? Int == 1)
+
+        let sarif = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--format", "sarif"])
+        let log = try JSONSerialization.jsonObject(with: Data(sarif.stdout.utf8)) as! [String: Any]
+        #expect(log["version"] as? String == "2.1.0")
+        let results = ((log["runs"] as! [[String: Any]])[0]["results"] as! [[String: Any]])
+        #expect(results.count == 1 && results[0]["ruleId"] as? String == "inconsistent-image")
+
+        let junit = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--format", "junit"])
+        #expect(junit.stdout.hasPrefix("<?xml"))
+        #expect(junit.stdout.contains("<testsuites tests=\"2\" failures=\"1\">"))
+        #expect(junit.stdout.contains("<failure message=\"inconsistent image 1 at cut 5"))
+    }
+
+    @Test func aRoundedCountIsMarkedAndNotEveryImageIsClaimed() throws {
+        var text = "powercut-trace 1\npmem 0x10000 0x1000 name=pool\n"
+        for i in 0..<512 { text += "ntstore 0x\(String(0x10000 + i * 8, radix: 16)) 8 data=0101010101010101\n" }
+        text += "sfence\n"
+        let s = Scratch()
+        let trace = try s.write("copy.pct", text)
+        let count = try powercut(["crash", trace, "--count", "--format", "json"])
+        #expect(count.stdout == "[\n  {\"cut\": 512, \"images\": \"2^512.0\", \"rounded\": true},\n  {\"cut\": 513, \"images\": 1}\n]\n")
+        let run = try powercut(["crash", trace, "--check-cmd", "true", "--max-images", "50"])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("checked 51 of 2^512.0 (rounded) images at 2 cuts"))
+        #expect(run.stdout.contains("not every image (1 cut above the limit)"))
+        #expect(!run.stdout.contains(": every image"))
+    }
 }
