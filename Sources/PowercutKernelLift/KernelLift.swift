@@ -231,7 +231,7 @@ public enum KernelLift {
             // Check the parent first: the directory must not be created inside the tree.
             let parent = out.deletingLastPathComponent().resolvingSymlinksInPath().path
             if isInside(parent + "/" + out.lastPathComponent, tree) {
-                throw KernelLiftError(.usage, "-o \(quoted(output)) is inside the tree; kernel-lift never writes into the tree")
+                throw KernelLiftError(.usage, "-o \(quoted(output)) is inside the tree; kernel-lift never writes into the tree (give -o a directory outside it)")
             }
             do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
                 throw KernelLiftError(.usage, "-o \(quoted(output)): cannot create it (\(error.localizedDescription))")
@@ -239,7 +239,7 @@ public enum KernelLift {
             created = true
         }
         let real = out.resolvingSymlinksInPath().path
-        if isInside(real, tree) { throw KernelLiftError(.usage, "-o \(quoted(output)) is inside the tree; kernel-lift never writes into the tree") }
+        if isInside(real, tree) { throw KernelLiftError(.usage, "-o \(quoted(output)) is inside the tree; kernel-lift never writes into the tree (give -o a directory outside it)") }
         if isInside(tree, real) { throw KernelLiftError(.usage, "-o \(quoted(output)) contains the tree; choose a directory outside it") }
         let entries = (try? fm.contentsOfDirectory(atPath: real)) ?? []
         if !entries.isEmpty {
