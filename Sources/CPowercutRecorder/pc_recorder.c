@@ -1297,7 +1297,17 @@ static void on_sigtrap_body(siginfo_t *si, ucontext_t *uc) {
     S.cur_stack_valid = 0;
     S.cur_ldso = (e->flags & F_LDSO) != 0;
     if (step(e) < 0) goto abort;
-    if (e->flags & F_EPOCH) S.epoch++;
+    if (e->flags & F_EPOCH) {
+        S.epoch++;
+        /* the routine's own return into the trampoline: nothing after it is the
+         * routine's, so stepping ends here rather than one trap later */
+        if (S.mode == MODE_CALL && e->len && e->bytes[e->len - 1] == 0xc3 &&
+            (uint64_t)g[REG_RSP] + 8 == S.call_sp &&
+            *(const uint64_t *)(uintptr_t)(uint64_t)g[REG_RSP] == (uint64_t)(uintptr_t)pc__tramp_ret) {
+            stop_stepping(uc);
+            return;
+        }
+    }
     if (e->flags & F_SEGRELOAD) S.seg_valid = 0;
     return;
 abort:
