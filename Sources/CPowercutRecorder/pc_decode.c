@@ -806,6 +806,73 @@ static void classify_legacy_cs(pc_dentry *e, const raw_t *r, const cs_insn *in) 
     e->size = (uint16_t)size;
 }
 
+/* See M_* in pc_internal.h. Conservative: anything that transfers control, traps,
+ * reads its own address or is not plain register/load work stays single-stepped. */
+static uint8_t legacy_movable(pc_dentry *e, const cs_insn *in) {
+    if (e->flags & (F_FENCE | F_EPOCH | F_SEGRELOAD | F_LDSO)) return M_NONE;
+    unsigned id = in->id;
+    if (e->cls == CLS_PUSH) {
+        if (id != X86_INS_PUSH) return M_NONE; /* not pushf (its image would lack TF) nor call */
+    } else if (e->cls != CLS_NONE) {
+        return M_NONE;
+    }
+    const cs_detail *d = in->detail;
+    if (e->cls == CLS_NONE && d->x86.op_count == 1 && d->x86.operands[0].type == X86_OP_IMM && in->size >= 2) {
+        /* direct jumps by their opcode: EB/E9 jmp; 7x and 0F 8x jcc (not jrcxz, loop) */
+        const uint8_t *b = in->bytes;
+        size_t k = 0;
+        while (k < in->size && (b[k] == 0x66 || b[k] == 0x67 || b[k] == 0xf2 || b[k] == 0xf3 || b[k] == 0x2e ||
+                                b[k] == 0x3e || (b[k] & 0xf0) == 0x40))
+            k++;
+        int is_jmp = k < in->size && (b[k] == 0xeb || b[k] == 0xe9) && id == X86_INS_JMP;
+        int cc = -1;
+        if (k < in->size && (b[k] & 0xf0) == 0x70) cc = b[k] & 15;
+        else if (k + 1 < in->size && b[k] == 0x0f && (b[k + 1] & 0xf0) == 0x80) cc = b[k + 1] & 15;
+        if (is_jmp || cc >= 0) {
+            e->disp = d->x86.operands[0].imm;
+            if (is_jmp) return M_JMP;
+            e->mreg = (uint8_t)cc;
+            return M_JCC;
+        }
+    }
+    for (unsigned i = 0; i < d->groups_count; i++) {
+        switch (d->groups[i]) {
+        case X86_GRP_JUMP: case X86_GRP_CALL: case X86_GRP_RET: case X86_GRP_INT: case X86_GRP_IRET:
+        case X86_GRP_BRANCH_RELATIVE: case X86_GRP_PRIVILEGE:
+            return M_NONE;
+        default:
+            break;
+        }
+    }
+    switch (id) {
+    case X86_INS_UD2: case X86_INS_UD0: case X86_INS_HLT: case X86_INS_INT3: case X86_INS_INT: case X86_INS_INTO:
+    case X86_INS_XBEGIN: case X86_INS_XABORT: case X86_INS_XEND: case X86_INS_SYSCALL: case X86_INS_SYSENTER:
+    case X86_INS_SYSEXIT: case X86_INS_SYSRET: case X86_INS_POPF: case X86_INS_POPFD: case X86_INS_POPFQ:
+    case X86_INS_PUSHF: case X86_INS_PUSHFD: case X86_INS_PUSHFQ: case X86_INS_LEAVE: case X86_INS_ENTER:
+    case X86_INS_CPUID: case X86_INS_XSAVE: case X86_INS_XRSTOR: case X86_INS_WAIT:
+        return M_NONE;
+    default:
+        break;
+    }
+    const cs_x86 *x = &d->x86;
+    int writes_rsp = 0;
+    for (int i = 0; i < x->op_count; i++) {
+        const cs_x86_op *o = &x->operands[i];
+        if (o->type == X86_OP_MEM && (o->mem.base == X86_REG_RIP || o->mem.base == X86_REG_EIP)) return M_NONE;
+        if (o->type == X86_OP_REG && (o->reg == X86_REG_RIP || o->reg == X86_REG_EIP)) return M_NONE;
+        if (o->type == X86_OP_REG && (o->reg == X86_REG_RSP || o->reg == X86_REG_ESP || o->reg == X86_REG_SP ||
+                                      o->reg == X86_REG_SPL) && (o->access & CS_AC_WRITE))
+            writes_rsp = 1;
+    }
+    if (e->cls == CLS_PUSH) return M_YES | M_PUSH;
+    /* pop moves rsp up (pushes after it stay in the window checked), unless it pops rsp */
+    if (id == X86_INS_POP) return M_YES | (writes_rsp ? M_RSP : 0);
+    for (unsigned i = 0; i < d->regs_write_count; i++)
+        if (d->regs_write[i] == X86_REG_RSP || d->regs_write[i] == X86_REG_ESP || d->regs_write[i] == X86_REG_SP)
+            writes_rsp = 1;
+    return M_YES | (writes_rsp ? M_RSP : 0);
+}
+
 void pc_decode(uint64_t rip, const uint8_t *code, size_t avail, pc_dentry *e) {
     memset(e, 0, sizeof *e);
     e->rip = rip;
@@ -819,6 +886,8 @@ void pc_decode(uint64_t rip, const uint8_t *code, size_t avail, pc_dentry *e) {
         e->len = r.len;
         if (r.enc == ENC_EVEX) classify_evex(e, &r);
         else if (r.enc == ENC_VEX) classify_vex(e, &r);
+        /* VEX/EVEX: no branches; loads and register work move unless rip-relative */
+        if (e->cls == CLS_NONE && r.base != PC_R_RIP) e->movable = M_YES;
         goto out; /* XOP: AMD arithmetic, loads only */
     }
     if (parsed && r.map == 1 && r.op == 0xae && r.mod == 3) {
@@ -837,6 +906,7 @@ void pc_decode(uint64_t rip, const uint8_t *code, size_t avail, pc_dentry *e) {
         if (decode_ready && cs_disasm_iter(cs, &p, &sz, &a, insn)) {
             e->len = (uint8_t)insn->size;
             classify_legacy_cs(e, &r, insn);
+            e->movable = legacy_movable(e, insn);
         } else {
             e->len = parsed ? r.len : (uint8_t)avail;
             classify_legacy_unknown(e, &r, parsed);

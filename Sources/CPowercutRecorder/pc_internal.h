@@ -79,8 +79,20 @@ typedef struct {
     uint8_t mreg;       /* mask register: k0-7 (0 = unmasked) or vector register */
     uint8_t vreg;       /* scatter: index vector register; bitstr: offset GPR */
     uint8_t isize;      /* scatter: index element size; bitstr: offset register width */
+    uint8_t movable;    /* M_* below: may run natively from a copy (block stepping) */
     uint8_t bytes[16];  /* the instruction's bytes, to notice code that changed */
 } pc_dentry;
+
+/* Block stepping: an instruction that neither branches nor depends on its own address
+ * (no rip-relative operand) and makes no event (CLS_NONE) gives the same result when a
+ * copy of it runs elsewhere; a run of them is executed natively from a copy ending in
+ * int3, one trap for the run instead of one per instruction. A push (CLS_PUSH) may join
+ * when the stack it writes is not pmem; M_RSP marks instructions that change rsp in
+ * other ways (after one of them, no push joins the run). */
+enum { M_NONE = 0, M_YES = 1, M_PUSH = 2, M_RSP = 4, M_JMP = 8, M_JCC = 16 };
+/* M_JMP (jmp rel) and M_JCC (jcc rel, condition in mreg): direct branches with their
+ * target in disp. A run follows a jmp to its target and ends with a jcc, rewritten in
+ * the copy to branch to one of two int3 (taken, not taken). */
 
 /* Decodes the instruction at `rip` whose bytes are code[0..avail) and fills *e (which
  * may come out CLS_ERROR). Called from the SIGTRAP handler: no malloc once

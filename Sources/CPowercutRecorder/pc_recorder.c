@@ -82,6 +82,9 @@
 #define DC_SLOTS (1u << 18)       /* decode cache (power of two) */
 #define SC_SLOTS 1024u            /* stack cache */
 #define MAX_FRAMES 32
+#define BLK_SIZE 4096u            /* block area: one block at a time */
+#define BLK_MAX_INSNS 64u
+#define BLK_MAX_BYTES 512u
 #define TF 0x100
 
 enum { MODE_IDLE = 0, MODE_CALL, MODE_SS };
@@ -161,6 +164,14 @@ static struct {
     uint8_t herr_bytes[16];
     size_t herr_nbytes;
     long herr_code;
+    /* block stepping (see M_* in pc_internal.h): runs of movable instructions execute
+     * natively from a copy in blk, ended by int3 */
+    uint8_t *blk;
+    int blocks_off;
+    int in_block;
+    uint64_t blk_end, blk_resume;     /* after the int3 that ends the run; where to go on */
+    uint64_t blk_end2, blk_resume2;   /* the same for a final jcc taken */
+    uint64_t blocks, block_insns;
     /* signal handlers that ran (stepped) during the recorded call */
     uint64_t handlers_run;
     int last_handler_signal;
@@ -371,6 +382,15 @@ int pc_init(void) {
         return -1;
     }
     if (pc_decode_init() < 0) return -1;
+    /* The block area: executable, written by the handler. Where the system refuses
+     * writable code, or POWERCUT_BLOCK_STEP=0 asks for it, every instruction traps. */
+    const char *bs = getenv("POWERCUT_BLOCK_STEP");
+    if (bs && strcmp(bs, "0") == 0) S.blocks_off = 1;
+    S.blk = mmap(NULL, BLK_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (S.blk == MAP_FAILED) {
+        S.blk = NULL;
+        S.blocks_off = 1;
+    }
     for (unsigned i = 2; i < 8; i++) {
         unsigned a, b, c, d;
         if (__get_cpuid_count(0xd, i, &a, &b, &c, &d) && a) S.xoff[i] = b;
@@ -1144,6 +1164,74 @@ static void on_sigtrap(int sig, siginfo_t *si, void *ucv) {
 
 uint64_t pc__handler_tsc(void) { return S.handler_tsc; }
 
+/* Starts a block at rip if at least two movable instructions follow (rip's included):
+ * copies them to the block area with int3 after them, points RIP there and clears TF.
+ * Returns 1 if it did. */
+static int start_block(uint64_t rip, greg_t *g) {
+    uint64_t cur = rip, sp = (uint64_t)g[REG_RSP];
+    unsigned n = 0;
+    size_t len = 0;
+    int rsp_moved = 0, jcc = 0;
+    uint64_t taken = 0;
+    /* pushes write below rsp: only when the stack there is not pmem */
+    int pushes_ok = !overlaps(sp - 8 * BLK_MAX_INSNS, 8 * BLK_MAX_INSNS);
+    uint64_t room = S.budget ? (S.budget > S.traps ? S.budget - S.traps : 0) : UINT64_MAX;
+    while (n < BLK_MAX_INSNS && n < room) {
+        const pc_dentry *d = lookup(cur);
+        if (d->movable & M_JMP) { /* nothing to copy: the run goes on at the target */
+            cur = (uint64_t)d->disp;
+            n++;
+            continue;
+        }
+        if (d->movable & M_JCC) {
+            if (len + 6 + 2 > BLK_MAX_BYTES) break;
+            /* jcc rel32 to the second int3; the first int3 is the fall-through */
+            uint8_t *j = S.blk + len;
+            j[0] = 0x0f;
+            j[1] = (uint8_t)(0x80 | (d->mreg & 15));
+            int32_t rel = 1; /* over the fall-through int3 */
+            memcpy(j + 2, &rel, 4);
+            taken = (uint64_t)d->disp;
+            cur += d->len;
+            len += 6;
+            n++;
+            jcc = 1;
+            break;
+        }
+        if (!(d->movable & M_YES) || len + d->len + 2 > BLK_MAX_BYTES) break;
+        if ((d->movable & M_PUSH) && (rsp_moved || !pushes_ok)) break;
+        if (d->movable & M_RSP) rsp_moved = 1;
+        memcpy(S.blk + len, d->bytes, d->len);
+        len += d->len;
+        cur += d->len;
+        n++;
+    }
+    if (n < 2) return 0;
+    S.blk[len] = 0xcc; /* int3: the run ends (or its jcc was not taken) */
+    S.in_block = 1;
+    S.blk_end = (uint64_t)(uintptr_t)S.blk + len + 1;
+    S.blk_resume = cur;
+    S.blk_end2 = 0;
+    if (jcc) {
+        S.blk[len + 1] = 0xcc; /* the jcc taken */
+        S.blk_end2 = (uint64_t)(uintptr_t)S.blk + len + 2;
+        S.blk_resume2 = taken;
+    }
+    S.traps += n - 1;
+    S.total += n - 1;
+    S.blocks++;
+    S.block_insns += n;
+    g[REG_RIP] = (greg_t)(uintptr_t)S.blk;
+    g[REG_EFL] &= ~(greg_t)TF;
+    return 1;
+}
+
+void pc_set_block_stepping(int on) { S.blocks_off = !on || !S.blk; }
+uint64_t pc_blocks_run(uint64_t *instructions) {
+    if (instructions) *instructions = S.block_insns;
+    return S.blocks;
+}
+
 static void on_sigtrap_body(siginfo_t *si, ucontext_t *uc) {
     greg_t *g = uc->uc_mcontext.gregs;
     uint64_t rip = (uint64_t)g[REG_RIP];
@@ -1152,6 +1240,15 @@ static void on_sigtrap_body(siginfo_t *si, ucontext_t *uc) {
         return;
     }
     S.uc = uc;
+    int resumed = 0;
+    if (S.in_block && (rip == S.blk_end || (S.blk_end2 && rip == S.blk_end2)) && si->si_code == SI_KERNEL) {
+        /* the run's int3: go on at the instruction after it, as if its own trap had come */
+        S.in_block = 0;
+        rip = rip == S.blk_end ? S.blk_resume : S.blk_resume2;
+        g[REG_RIP] = (greg_t)rip;
+        g[REG_EFL] |= TF;
+        resumed = 1;
+    }
     if (S.capture && S.pending < S.nev && capture_pending() < 0) {
         hfail(HERR_DATAFULL, NULL);
         goto abort;
@@ -1161,7 +1258,7 @@ static void on_sigtrap_body(siginfo_t *si, ucontext_t *uc) {
         stop_stepping(uc);
         return;
     }
-    if (si->si_code != TRAP_TRACE) {
+    if (!resumed && si->si_code != TRAP_TRACE) {
         S.herr_code = si->si_code;
         hfail(HERR_SIGNAL, NULL);
         goto abort;
@@ -1195,11 +1292,22 @@ static void on_sigtrap_body(siginfo_t *si, ucontext_t *uc) {
             }
         }
     }
+    if (!S.blocks_off && !S.in_block && !S.in_stub && start_block(rip, g)) return;
     pc_dentry *e = lookup(rip);
     S.cur_stack_valid = 0;
     S.cur_ldso = (e->flags & F_LDSO) != 0;
     if (step(e) < 0) goto abort;
-    if (e->flags & F_EPOCH) S.epoch++;
+    if (e->flags & F_EPOCH) {
+        S.epoch++;
+        /* the routine's own return into the trampoline: nothing after it is the
+         * routine's, so stepping ends here rather than one trap later */
+        if (S.mode == MODE_CALL && e->len && e->bytes[e->len - 1] == 0xc3 &&
+            (uint64_t)g[REG_RSP] + 8 == S.call_sp &&
+            *(const uint64_t *)(uintptr_t)(uint64_t)g[REG_RSP] == (uint64_t)(uintptr_t)pc__tramp_ret) {
+            stop_stepping(uc);
+            return;
+        }
+    }
     if (e->flags & F_SEGRELOAD) S.seg_valid = 0;
     return;
 abort:
@@ -1398,6 +1506,7 @@ static int begin_recording(int mode) {
     S.after_kentry = 0;
     S.in_stub = 0;
     S.handlers_run = 0;
+    S.in_block = 0;
     tl_recording = 1;
     S.pending = S.nev;
     S.epoch++;

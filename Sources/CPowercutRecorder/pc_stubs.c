@@ -45,6 +45,8 @@ const char *pc_module_build_id(size_t i) { (void)i; return 0; }
 uint64_t pc_instructions_stepped(void) { return 0; }
 const char *pc_error(void) { return PC_UNSUPPORTED; }
 int pc_error_kind(void) { return PC_ERR_OTHER; }
+void pc_set_block_stepping(int on) { (void)on; }
+uint64_t pc_blocks_run(uint64_t *instructions) { if (instructions) *instructions = 0; return 0; }
 uint64_t pc_handlers_stepped(void) { return 0; }
 
 int powercut_pmem(void *addr, size_t len) { (void)addr; (void)len; return -1; }

@@ -231,7 +231,7 @@ struct Sweep: ParsableCommand {
         let record = results.reduce(0.0) { $0 + $1.cases.reduce(0.0) { $0 + $1.recordSeconds } }
         let replay = results.reduce(0.0) { $0 + $1.cases.reduce(0.0) { $0 + $1.replaySeconds } }
         let steps = results.reduce(UInt64(0)) { $0 + $1.cases.reduce(UInt64(0)) { $0 + $1.instructions } }
-        return String(format: "powercut sweep: %.1f s wall, %.0f cases/s; in the workers: %.1f s recording (%llu instructions single-stepped), %.1f s replaying\n",
+        return String(format: "powercut sweep: %.1f s wall, %.0f cases/s; in the workers: %.1f s recording (%llu instructions seen), %.1f s replaying\n",
                       seconds, Double(cases) / max(seconds, 1e-9), record, steps, replay)
     }
 

@@ -113,6 +113,10 @@ __asm__(".text\n"
         FN(t_odd_fences) ".byte 0x0f, 0xae, 0xf9\n .byte 0x0f, 0xae, 0xff\n .byte 0x0f, 0xae, 0xe9\n"
                          " .byte 0x0f, 0xae, 0xf1\n .byte 0x0f, 0xae, 0xf7\n ret\n" END(t_odd_fences)
         FN(t_exit3) "mov $3, %edi\n mov $231, %eax\n syscall\n ret\n" END(t_exit3)
+        /* block stepping: runs with a jmp, a jcc taken and not taken, pushes, a loop */
+        FN(t_blocks) "push %rbx\n .cfi_adjust_cfa_offset 8\n mov %rdx, %rcx\n xor %eax, %eax\n jmp 2f\n ud2\n"
+                     "2: add $1, %eax\n cmp $3, %rcx\n jb 3f\n movq %rcx, (%rdi)\n"
+                     "3: lea 1(%rax), %rbx\n sub $1, %rcx\n jnz 2b\n movl %ebx, 8(%rdi)\n pop %rbx\n .cfi_adjust_cfa_offset -8\n ret\n" END(t_blocks)
         FN(t_int3) "int3\n ret\n" END(t_int3)
         FN(t_iretq) "mov %rsp, %r8\n .cfi_def_cfa_register %r8\n mov %ss, %eax\n push %rax\n push %r8\n pushq $0x202\n"
                     " mov %cs, %eax\n push %rax\n lea 1f(%rip), %rax\n push %rax\n iretq\n"
@@ -124,7 +128,7 @@ extern fn3 t_movnti, t_mov, t_cross, t_flush, t_fences, t_locked, t_cpuid, t_rep
     t_repstosq_back, t_vmovdqu8_k, t_vmovdqu32_k, t_vmovdqu64_k16, t_vextract_k, t_vpmovqd_k, t_vpmovwb, t_compress,
     t_kmovq_st, t_scatter, t_scatterq, t_vmaskmovps, t_vpmaskmovq, t_maskmovdqu, t_vmovntdq, t_vecstores, t_movdir64b,
     t_nonpmem, t_xsave, t_xsave_stack, t_loop, t_nested, t_inner, t_push_pmem, t_popf, t_data, t_bitstr, t_riprel,
-    t_tls, t_sys_store, t_int80_bad, t_sys_ok, t_bench, t_sfence_only, t_int3, t_fresh, t_iretq, t_odd_fences, t_exit3;
+    t_tls, t_sys_store, t_int80_bad, t_sys_ok, t_bench, t_sfence_only, t_int3, t_fresh, t_iretq, t_odd_fences, t_exit3, t_blocks;
 extern char L_xsave[], L_after_call[], L_inner_store[], L_after_sys[];
 
 uint64_t pc_test_global[8] __attribute__((aligned(64)));
@@ -843,6 +847,92 @@ static void heavy(void *p) {
     qsort(c->arr, c->n, sizeof(int), cmp_int);
 }
 
+/* Records fn twice, each instruction trapped and then with block stepping, and
+ * compares the events (kind, address, size, call stack). */
+typedef struct {
+    pc_event ev[4096];
+    size_t n;
+    uint64_t frames[4096][8];
+    size_t nframes[4096];
+} ev_copy;
+static ev_copy runs_each, runs_block;
+
+static int record_into(ev_copy *c, fn3 *fn, void *dst, const void *src, size_t n) {
+    reset_pool();
+    if (pc_record_call3(fn, dst, src, n) < 0) return -1;
+    c->n = pc_event_count() < 4096 ? pc_event_count() : 4096;
+    memcpy(c->ev, pc_events(), c->n * sizeof(pc_event));
+    for (size_t i = 0; i < c->n; i++) {
+        const uint64_t *f;
+        size_t k = pc_stack_frames(c->ev[i].stack, &f);
+        c->nframes[i] = k < 8 ? k : 8;
+        if (k) memcpy(c->frames[i], f, c->nframes[i] * 8);
+    }
+    return 0;
+}
+
+static void same_events(const char *name, fn3 *fn, void *dst, const void *src, size_t n) {
+    uint64_t b0, b1, i0, i1;
+    b0 = pc_blocks_run(&i0);
+    pc_set_block_stepping(0);
+    int rc1 = record_into(&runs_each, fn, dst, src, n);
+    uint64_t each = pc_instructions_stepped();
+    pc_set_block_stepping(1);
+    int rc2 = record_into(&runs_block, fn, dst, src, n);
+    uint64_t total = pc_instructions_stepped() - each;
+    b1 = pc_blocks_run(&i1);
+    int same = rc1 == 0 && rc2 == 0 && runs_each.n == runs_block.n;
+    for (size_t i = 0; same && i < runs_each.n; i++) {
+        const pc_event *a = &runs_each.ev[i], *b = &runs_block.ev[i];
+        same = a->kind == b->kind && a->addr == b->addr && a->size == b->size &&
+               runs_each.nframes[i] == runs_block.nframes[i] &&
+               memcmp(runs_each.frames[i], runs_block.frames[i], runs_each.nframes[i] * 8) == 0;
+    }
+    if (same && b1 > b0) {
+        ok(name);
+        printf("        %zu events; %llu instructions, %llu of them in %llu native runs\n", runs_block.n,
+               (unsigned long long)total, (unsigned long long)(i1 - i0), (unsigned long long)(b1 - b0));
+    } else {
+        fail(name, "rc %d/%d, %zu vs %zu events, %llu runs ('%s')", rc1, rc2, runs_each.n, runs_block.n,
+             (unsigned long long)(b1 - b0), pc_error());
+        for (size_t i = 0; i < runs_each.n && i < runs_block.n; i++)
+            printf("        #%zu %s %llx %llu (%zu frames, first %llx) | %s %llx %llu (%zu frames, first %llx)\n", i,
+                   kname(runs_each.ev[i].kind), (unsigned long long)runs_each.ev[i].addr,
+                   (unsigned long long)runs_each.ev[i].size, runs_each.nframes[i],
+                   (unsigned long long)runs_each.frames[i][0], kname(runs_block.ev[i].kind),
+                   (unsigned long long)runs_block.ev[i].addr, (unsigned long long)runs_block.ev[i].size,
+                   runs_block.nframes[i], (unsigned long long)runs_block.frames[i][0]);
+    }
+}
+
+static void test_block_stepping(void) {
+    reset_pool();
+    if (rec("block stepping", t_blocks, pool, srcbuf, 5) == 0)
+        EXPECT("runs with jmp, jcc taken/not taken, pushes: the same stores", {PC_STORE, P(0), 8}, {PC_STORE, P(0), 8},
+               {PC_STORE, P(0), 8}, {PC_STORE, P(8), 4});
+    if (*(uint32_t *)(pool + 8) == 6) ok("block stepping: the loop computed what it computes natively");
+    else fail("block stepping result", "%u", *(uint32_t *)(pool + 8));
+    same_events("block stepping = each instruction trapped: t_blocks", t_blocks, pool, srcbuf, 9);
+    static const size_t sizes[] = {0, 1, 7, 63, 100, 1000};
+    fn3 *cpy = (fn3 *)(void (*)(void))memcpy;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "block stepping = each instruction trapped: glibc memcpy %zu", sizes[i]);
+        same_events(name, cpy, pool + 5 + i, scratch, sizes[i]);
+    }
+    void *h = dlopen("libpmem.so.1", RTLD_NOW);
+    fn3 *pm = h ? (fn3 *)dlsym(h, "pmem_memcpy_persist") : NULL;
+    if (!pm) {
+        skip("block stepping over libpmem", "no libpmem.so.1");
+        return;
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "block stepping = each instruction trapped: pmem_memcpy_persist %zu", sizes[i]);
+        same_events(name, pm, pool + 64 + 3 * i, scratch, sizes[i]);
+    }
+}
+
 static void test_glibc(void) {
     static const size_t sizes[] = {7, 33, 100, 1000, 5000, 20000};
     fn3 *cpy = (fn3 *)(void (*)(void))memcpy;
@@ -1102,6 +1192,7 @@ int main(int argc, char **argv) {
     test_misc();
     test_decode_tables();
     test_takeover();
+    test_block_stepping();
     test_lengths("/lib/x86_64-linux-gnu/libc.so.6");
     test_lengths("/usr/lib/x86_64-linux-gnu/libpmem.so.1");
     test_libpmem();

@@ -119,8 +119,15 @@ uint64_t pc_module_base(size_t i);
 uint64_t pc_module_size(size_t i);
 const char *pc_module_build_id(size_t i); /* lower-case hex, "" if none */
 
-/* Traps handled since pc_init, for benchmarks. */
+/* Instructions seen since pc_init, for benchmarks: each was decoded before it ran. */
 uint64_t pc_instructions_stepped(void);
+
+/* Block stepping (on by default; POWERCUT_BLOCK_STEP=0 in the environment turns it
+ * off): a run of instructions that make no event, do not branch and do not depend on
+ * their address runs natively from a copy, one trap for the run. pc_blocks_run gives
+ * the number of runs and, in *instructions, the instructions they held. */
+void pc_set_block_stepping(int on);
+uint64_t pc_blocks_run(uint64_t *instructions);
 /* Last error message, one line, "" if none. */
 const char *pc_error(void);
 
