@@ -248,6 +248,7 @@ struct ValgrindRun {
             switch level {
             case "unsupported": if outcome.unsupported == nil { outcome.unsupported = text }
             case "error": outcome.notes.append("error while recording: " + text)
+            case "info": continue
             default: outcome.notes.append("warning: " + text)
             }
         }

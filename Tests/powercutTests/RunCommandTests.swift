@@ -23,6 +23,12 @@ import Testing
         (source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(marker) } ?? -1) + 1
     }
 
+    /// The SARIF report of a kept trace: the frames every report prints (a caller
+    /// frame is looked up at its return address - 1).
+    static func sarif(_ trace: String, in scratch: Scratch) throws -> String {
+        try powercut(["check", "--format", "sarif", trace], in: scratch.url).stdout
+    }
+
     static let mapFile = """
         #include <fcntl.h>
         #include <immintrin.h>
@@ -64,13 +70,14 @@ import Testing
     @Test func logWriterMissingItsTailWriteBackIsFlaggedAtItsSourceLine() throws {
         let scratch = Scratch()
         let buggy = try Self.compile(Self.logWriter, "logw", in: scratch, flags: ["-DTAIL_BUG"])
-        let r = try powercut(["run", "--pmem-file", scratch.path("log"), "--op", "log_append=persist",
+        let r = try powercut(["run", "--pmem-file", scratch.path("log"), "--op", "log_append=persist", "-o", "logw.pctb",
                               "--", buggy, scratch.path("log")], in: scratch.url)
         #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("error: not-durable"))
         #expect(r.stdout.contains("(log_append)"))
-        #expect(r.stdout.contains("log_append (logw.c:\(Self.line(of: "/* STORE */", in: Self.logWriter)))"), "\(r.stdout)")
         #expect(r.stdout.contains("missing: a write-back"))
+        let line = Self.line(of: "/* STORE */", in: Self.logWriter)
+        #expect(try Self.sarif("logw.pctb", in: scratch).contains("\"log_append (logw.c:\(line))\""))
 
         let fixed = try Self.compile(Self.logWriter, "logw-fixed", in: scratch)
         let ok = try powercut(["run", "--pmem-file", scratch.path("log2"), "--op", "log_append=persist",
@@ -252,9 +259,11 @@ import Testing
     func nodrainWithoutDrainIsFlagged() throws {
         let scratch = Scratch()
         let exe = try Self.compile(Self.libpmemProgram, "libpmem-nodrain", in: scratch, flags: ["-lpmem", "-DNODRAIN"])
-        let r = try powercut(["run", "--", exe, scratch.path("pool")], in: scratch.url, environment: ["PMEM_IS_PMEM_FORCE": "1"])
+        let r = try powercut(["run", "-o", "t.pctb", "--", exe, scratch.path("pool")], in: scratch.url,
+                             environment: ["PMEM_IS_PMEM_FORCE": "1"])
         #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
-        #expect(r.stdout.contains("libpmem-nodrain.c:\(Self.line(of: "/* NODRAIN */", in: Self.libpmemProgram))"), "\(r.stdout)")
+        let line = Self.line(of: "/* NODRAIN */", in: Self.libpmemProgram)
+        #expect(try Self.sarif("t.pctb", in: scratch).contains("\"main (libpmem-nodrain.c:\(line))\""))
     }
 
     /// Thread 1 writes non-temporal stores; thread 0 fences and asserts the data durable
@@ -302,10 +311,12 @@ import Testing
         // Bound at load time: lazy binding of sched_yield would run the dynamic loader's
         // locked instructions in the writer thread, a real fence that drains it.
         let exe = try Self.compile(Self.twoThreads, "threads", in: scratch, flags: ["-pthread", "-Wl,-z,now"])
-        let bad = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "--", exe, "pool"], in: scratch.url)
+        let bad = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "-o", "t.pctb", "--", exe, "pool"],
+                               in: scratch.url)
         #expect(bad.status == 1, "\(bad.stdout)\(bad.stderr)")
         #expect(bad.stdout.contains("not-durable"))
-        #expect(bad.stdout.contains("threads.c:\(Self.line(of: "/* NT */", in: Self.twoThreads))"), "\(bad.stdout)")
+        let line = Self.line(of: "/* NT */", in: Self.twoThreads)
+        #expect(try Self.sarif("t.pctb", in: scratch).contains("\"writer (threads.c:\(line))\""))
         let ok = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "--", exe, "pool", "each"], in: scratch.url)
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
     }
