@@ -1,6 +1,8 @@
 import ArgumentParser
 import PowercutModel
 import PowercutReport
+import PowercutSymbolize
+import PowercutTriage
 import PowercutTrace
 #if canImport(Glibc)
 import Glibc
@@ -50,6 +52,7 @@ struct Check: ParsableCommand {
     var files: [String]
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var symbols: SymbolOptions
 
     @Option(help: "Report format: text, json, brief, sarif (SARIF 2.1.0), junit (JUnit XML) or github (workflow annotations).")
     var format: ReportFormat = .text
@@ -106,7 +109,9 @@ struct Check: ParsableCommand {
             checked.append(CheckedTrace(file: file, form: reader.form, header: reader.header,
                                         stacks: reader.stacks, result: result))
         }
-        let frames = FrameResolver(lookup: DebugInfoSymbolizer())
+        let frames = symbols.resolver()
+        defer { symbols.finish(frames, notes: false) }
+        frames.prefetch(checked)
         var triage = Triage(checked, suppressions: suppressionList, baseline: known, frames: frames)
         if format == .sarif || format == .github { triage.locateEvents() }
         let shown = triage.reportedTraces
@@ -121,13 +126,13 @@ struct Check: ParsableCommand {
         case .sarif:
             text = SARIFReport(toolVersion: PowercutVersion.string).render(triage)
         case .junit:
-            text = JUnitReport(symbolizer: frames).render(triage)
+            text = JUnitReport(frames: frames).render(triage)
         case .github:
             text = GitHubReport().render(triage) + "powercut: \(summary.line)\(note)\n"
         case .text:
             text = ""
             for t in shown {
-                text += TextReport(symbolizer: frames).render(t)
+                text += TextReport(frames: frames).render(t)
                 if cuts { text += "\n" + CutsReport().render(t) }
             }
             text += "powercut: \(summary.line)\(note)\n"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import PowercutReport
+import PowercutSymbolize
 import PowercutTrace
 
 struct Show: ParsableCommand {
@@ -28,9 +29,9 @@ struct Show: ParsableCommand {
     func run() throws {
         try reporting {
             let reader = try TraceReader(path: file)
-            let symbolizer = symbols.symbolizer()
-            defer { symbols.finish(symbolizer) }
-            try TraceDump(symbolizer: symbolizer, dataBytes: dataBytes).render(reader) { writeAll(1, $0) }
+            let frames = symbols.resolver()
+            defer { symbols.finish(frames) }
+            try TraceDump(frames: frames, dataBytes: dataBytes).render(reader) { writeAll(1, $0) }
         }
     }
 }

@@ -3,13 +3,18 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 /// A symbolizer stand-in: names frames by "module+0xOFFSET".
-struct FakeLookup: FrameSourceLookup {
+final class FakeLookup: Symbolizer {
     var places: [String: SourcePlace]
 
-    func source(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> SourcePlace? {
-        FrameResolver().resolve(address, modules: modules).moduleOffset.flatMap { places[$0] }
+    init(places: [String: SourcePlace]) { self.places = places }
+
+    func locations(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> [SourcePlace] {
+        FrameResolver().frames(of: address, index: 0, modules: modules)[0].moduleOffset.flatMap { places[$0] }.map { [$0] } ?? []
     }
 }
 
