@@ -4,7 +4,10 @@
  * (stores with their bytes, non-temporal stores, clflush, fences, ops, marks, every
  * thread, stacks) into a powercut binary trace, through the shared trace encoder.
  *
- * Run by `powercut run`, which reads the trace and checks it. Files it writes:
+ * Run by `powercut run`, which reads the trace and checks it. Files it writes, each
+ * with ".PID" appended (a program that execs another keeps its PID, and the new
+ * image's trace replaces the old one's; a child started with fork + exec writes its
+ * own files, which powercut run leaves aside):
  *   --events=PATH  the event records and the END record (binary form, no header)
  *   --head=PATH    magic, version and header records (written at exit: modules are
  *                  known only then); the trace is head followed by events
@@ -1035,7 +1038,9 @@ static void pc_print_usage(void) {
 
 static void pc_print_debug_usage(void) {}
 
-static Int open_out(const HChar *path) {
+static Int open_out(const HChar *prefix) {
+    HChar path[4200];
+    VG_(snprintf)(path, sizeof path, "%s.%d", prefix, VG_(getpid)());
     SysRes r = VG_(open)(path, VKI_O_WRONLY | VKI_O_CREAT | VKI_O_TRUNC, 0600);
     if (sr_isError(r)) {
         VG_(fmsg)("powercut: cannot create %s\n", path);
