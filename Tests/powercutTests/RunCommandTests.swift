@@ -407,3 +407,43 @@ import Testing
         }
     }
 }
+
+/// `powercut import pmemcheck`: a pmemcheck --log-stores=yes log becomes a trace.
+@Suite struct ImportPmemcheckTests {
+    static let log = """
+        ==4242== pmemcheck-1.0, a simple persistent store checker
+        ==4242== Command: ./prog
+        ==4242==
+        |REGISTER_FILE;/mnt/pmem/pool;0x10000;0x1000;0x0|STORE;0x10000;0x2a;0x8|FLUSH;0x10000;0x40|FENCE|STORE;0x10040;0x201;0x2|STORE;0x10080;0x1122334455667788;0x8|FLUSH;0x10080;0x80|FENCE
+        |STORE;0x20010;0x7;0x1
+        ==4242== Number of stores not made persistent: 2
+        ==4242== ERROR SUMMARY: 2 errors
+
+        """
+
+    @Test func storesFlushesAndFencesBecomeEventsWithWhatTheLogCannotTell() throws {
+        let scratch = Scratch()
+        let path = try scratch.write("pmc.log", Self.log)
+        let r = try powercut(["import", "pmemcheck", path, "-o", scratch.path("t.pct")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let t = try Trace(contentsOf: scratch.path("t.pct"))
+        #expect(t.header.pmem == [PmemRange(base: 0x10000, length: 0x1000, name: "/mnt/pmem/pool"),
+                                  PmemRange(base: 0x20000, length: 0x1000)])
+        #expect(t.header.meta.contains { $0.key == "cannot-tell" && $0.value.contains("non-temporal") && $0.value.contains("flush instruction") })
+        let events = t.events.filter { $0.kind != .stackDefinition && $0.kind != .mark }
+        #expect(events.map(\.kind) == [.store, .clwb, .sfence, .store, .store, .clwb, .clwb, .sfence, .store])
+        #expect(events.map(\.address) == [0x10000, 0x10000, 0, 0x10040, 0x10080, 0x10080, 0x100c0, 0, 0x20010])
+        #expect(t.batch.data(of: events[0]) == [0x2a, 0, 0, 0, 0, 0, 0, 0])
+        #expect(t.batch.data(of: events[3]) == [0x01, 0x02])
+        #expect(t.batch.data(of: events[4]) == [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
+    }
+
+    @Test func aMalformedItemIsOneLineWithItsOffset() throws {
+        let scratch = Scratch()
+        let path = try scratch.write("bad.log", "==1== x\n|STORE;0x10;0x1;0x8|STORE;0x10;zz\u{1b};0x8\n")
+        let r = try powercut(["import", "pmemcheck", path, "-o", scratch.path("t.pctb")])
+        #expect(r.status == 65)
+        #expect(r.stderr == "powercut: \(path):byte 28: bad STORE item 'STORE;0x10;zz\\x1b;0x8' (expected STORE;0xADDR;0xVALUE;0xSIZE with SIZE 1 to 8)\n")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("t.pctb")))
+    }
+}
