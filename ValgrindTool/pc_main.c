@@ -52,6 +52,7 @@ typedef struct {
     HChar *name;
     int contract;
     int dst_arg, len_arg; /* 1-based integer argument positions */
+    ULong calls;
 } op_spec;
 static XArray *opt_ops; /* of op_spec */
 
@@ -400,6 +401,7 @@ static void h_op_entry(HWord spec_index, HWord dst, HWord len, HWord sp) {
     ThreadId tid = VG_(get_running_tid)();
     thread_state *t = thr(tid);
     op_spec *spec = VG_(indexXA)(opt_ops, spec_index);
+    spec->calls++;
     Addr ra = 0;
     if (VG_(am_is_valid_for_client)(sp, 8, VKI_PROT_READ)) ra = *(Addr *)sp;
     if (t->nframes == 64) {
@@ -824,6 +826,8 @@ static Bool pc_client_request(ThreadId tid, UWord *arg, UWord *ret) {
 
 /* ------------------------------------------------------------------ syscalls */
 
+static ULong pmem_file_maps;
+
 static Bool is_pmem_file(Int fd, const HChar **which) {
     if (!opt_pmem_files || fd < 0) return False;
     struct vg_stat st;
@@ -854,6 +858,7 @@ static void pc_post_syscall(ThreadId tid, UInt no, UWord *args, UInt nargs, SysR
     const HChar *path;
     if (!is_pmem_file((Int)args[4], &path)) return;
     SizeT len = (args[1] + 4095) & ~(SizeT)4095;
+    pmem_file_maps++;
     register_range(tid, sr_Res(res), len, False, path, "mmap of a --pmem-file");
 }
 
@@ -1003,7 +1008,7 @@ static Bool pc_process_cmd_line_option(const HChar *arg) {
     if (VG_STR_CLO(arg, "--op", v)) {
         /* SYMBOL[=CONTRACT][:DST:LEN] */
         HChar *s = VG_(strdup)("pc.opt", v);
-        op_spec spec = {s, PCE_FLUSHCACHE, 1, 3};
+        op_spec spec = {s, PCE_FLUSHCACHE, 1, 3, 0};
         HChar *colon = VG_(strchr)(s, ':');
         if (colon) {
             *colon = 0;
@@ -1076,6 +1081,14 @@ static void pc_fini(Int exitcode) {
         pce_mark(&ev, (const uint8_t *)why, sizeof why - 1, 0);
         pce_op_end(&ev, t->open_op, 0);
     }
+    for (Word i = 0; i < VG_(sizeXA)(opt_ops); i++) {
+        op_spec *spec = VG_(indexXA)(opt_ops, i);
+        if (spec->calls == 0)
+            note("warning", "--op %s: the program never called it (no function of that name ran; check the spelling, "
+                 "or whether the compiler inlined it)", spec->name);
+    }
+    if (VG_(sizeXA)(opt_pmem_files) > 0 && pmem_file_maps == 0)
+        note("warning", "--pmem-file: the program never mapped %s", *(HChar **)VG_(indexXA)(opt_pmem_files, 0));
     pce_finish(&ev);
     check_writer();
     VG_(close)(events_fd);

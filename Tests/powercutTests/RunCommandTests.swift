@@ -159,6 +159,15 @@ import Testing
         #expect(c.stderr.contains("killed by signal 11 (SIGSEGV)"), "\(c.stderr)")
     }
 
+    @Test func anOpOrPmemFileThatNeverMattersIsAWarning() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile("int main(void) { return 0; }", "idle", in: scratch)
+        let r = try powercut(["run", "--op", "log_apend=persist", "--pmem-file", "nosuch", "--", exe], in: scratch.url)
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("warning: --op log_apend: the program never called it"))
+        #expect(r.stderr.contains("warning: --pmem-file: the program never mapped \(scratch.path("nosuch"))"))
+    }
+
     @Test func usageErrors() throws {
         let r = try powercut(["run", "./prog"])
         #expect(r.status == 64)
