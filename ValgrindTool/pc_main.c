@@ -4,7 +4,10 @@
  * (stores with their bytes, non-temporal stores, clflush, fences, ops, marks, every
  * thread, stacks) into a powercut binary trace, through the shared trace encoder.
  *
- * Run by `powercut run`, which reads the trace and checks it. Files it writes:
+ * Run by `powercut run`, which reads the trace and checks it. Files it writes, each
+ * with ".PID" appended (a program that execs another keeps its PID, and the new
+ * image's trace replaces the old one's; a child started with fork + exec writes its
+ * own files, which powercut run leaves aside):
  *   --events=PATH  the event records and the END record (binary form, no header)
  *   --head=PATH    magic, version and header records (written at exit: modules are
  *                  known only then); the trace is head followed by events
@@ -42,11 +45,14 @@
 /* ------------------------------------------------------------------ options */
 
 static const HChar *opt_events, *opt_head, *opt_notes;
+static Bool opt_count; /* --count-instructions=yes: for benchmarks */
+static ULong g_instructions;
 static XArray *opt_pmem_files; /* of HChar* */
 typedef struct {
     HChar *name;
     int contract;
     int dst_arg, len_arg; /* 1-based integer argument positions */
+    ULong calls;
 } op_spec;
 static XArray *opt_ops; /* of op_spec */
 
@@ -232,38 +238,56 @@ static UInt intern_stack(const Addr *f, UInt n) {
     return e->id;
 }
 
-/* A stack is looked up by (instruction, stack pointer) as long as no call, return,
- * thread switch or signal happened since (the epoch): a copy loop unwinds once. */
-static ULong g_epoch = 1;
+/* Stacks are cached by (instruction, stack pointer). A cached stack is reused only if
+ * every return address it holds is still in its slot on the stack (the unwinder's
+ * answer depends on nothing else), so a copy loop unwinds once per call of the loop's
+ * function, not once per store. Valgrind's unwinder gives caller frames as the return
+ * address - 1; the trace holds the return addresses themselves (as the in-process
+ * recorder writes them; the symbolizer looks callers up at return address - 1). */
 typedef struct {
     Addr ip, sp;
-    ULong epoch;
-    UInt id;
+    UInt id, n; /* n = 0: empty, or a stack that cannot be checked (never reused) */
+    Addr slot[MAX_FRAMES], ra[MAX_FRAMES];
 } stack_cache_entry;
-static stack_cache_entry stack_cache[4096];
+static stack_cache_entry stack_cache[1024];
+static ULong unwinds; /* for --count-instructions */
 
 static UInt stack_of(ThreadId tid, Addr ip) {
     Addr sp = VG_(get_SP)(tid);
-    stack_cache_entry *c = &stack_cache[((ip >> 2) ^ (sp >> 4) * 31) & 4095];
-    if (c->epoch == g_epoch && c->ip == ip && c->sp == sp) return c->id;
-    Addr ips[MAX_FRAMES];
-    UInt n = VG_(get_StackTrace)(tid, ips, MAX_FRAMES, NULL, NULL, 0);
+    stack_cache_entry *c = &stack_cache[((ip >> 1) ^ (sp >> 3) * 31) & 1023];
+    if (c->n && c->ip == ip && c->sp == sp) {
+        UInt k = 1;
+        while (k < c->n && *(const Addr *)c->slot[k] == c->ra[k]) k++;
+        if (k == c->n) return c->id;
+    }
+    unwinds++;
+    Addr ips[MAX_FRAMES], sps[MAX_FRAMES];
+    UInt n = VG_(get_StackTrace)(tid, ips, MAX_FRAMES, sps, NULL, 0);
     if (n == 0) n = 1;
     ips[0] = ip;
-    /* the unwinder may go on past the program's first frame into stack words: stop at
-     * the first return address outside client code */
+    Bool checkable = True;
     for (UInt k = 1; k < n; k++) {
+        /* the unwinder may go on past the program's first frame into stack words:
+         * stop at the first return address outside client code */
         NSegment const *seg = VG_(am_find_nsegment)(ips[k]);
         if (!seg || !seg->hasX || (seg->kind != SkFileC && seg->kind != SkAnonC)) {
             n = k;
             break;
         }
+        ips[k] += 1;
+        Addr slot = sps[k] - sizeof(Addr);
+        if (checkable && VG_(am_is_valid_for_client)(slot, sizeof(Addr), VKI_PROT_READ) && *(const Addr *)slot == ips[k]) {
+            c->slot[k] = slot;
+            c->ra[k] = ips[k];
+        } else {
+            checkable = False;
+        }
     }
     UInt id = intern_stack(ips, n);
     c->ip = ip;
     c->sp = sp;
-    c->epoch = g_epoch;
     c->id = id;
+    c->n = checkable ? n : 0;
     return id;
 }
 
@@ -377,6 +401,7 @@ static void h_op_entry(HWord spec_index, HWord dst, HWord len, HWord sp) {
     ThreadId tid = VG_(get_running_tid)();
     thread_state *t = thr(tid);
     op_spec *spec = VG_(indexXA)(opt_ops, spec_index);
+    spec->calls++;
     Addr ra = 0;
     if (VG_(am_is_valid_for_client)(sp, 8, VKI_PROT_READ)) ra = *(Addr *)sp;
     if (t->nframes == 64) {
@@ -528,6 +553,14 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
             addStmtToIRSB(sb, st);
             if (first) {
                 first = False;
+                if (opt_count) {
+                    /* g_instructions += the superblock's instructions (as if it ran to its end) */
+                    ULong n = 0;
+                    for (Int k = 0; k < in->stmts_used; k++) n += in->stmts[k]->tag == Ist_IMark;
+                    IRExpr *old = atom(sb, Ity_I64, IRExpr_Load(Iend_LE, Ity_I64, u64((ULong)(HWord)&g_instructions)));
+                    IRExpr *sum = atom(sb, Ity_I64, IRExpr_Binop(Iop_Add64, old, u64(n)));
+                    addStmtToIRSB(sb, IRStmt_Store(Iend_LE, u64((ULong)(HWord)&g_instructions), sum));
+                }
                 if (VG_(sizeXA)(opt_ops) > 0) {
                     IRExpr *watch = atom(sb, Ity_I64, IRExpr_Load(Iend_LE, Ity_I64, u64((ULong)(HWord)&g_watch_ra)));
                     IRExpr *hit = atom(sb, Ity_I1, IRExpr_Binop(Iop_CmpEQ64, watch, u64(ip)));
@@ -611,12 +644,6 @@ static IRSB *pc_instrument(VgCallbackClosure *closure, IRSB *in, const VexGuestL
         pc_classify((const unsigned char *)bad, 15, &b);
         if (b.kind == PI_CLWB || b.kind == PI_CLFLUSHOPT || b.kind == PI_EVEX)
             call(sb, "pc_unsupported", h_unsupported, 0, mkIRExprVec_2(u64(bad), u64(b.kind)), NULL);
-    }
-    if (in->jumpkind == Ijk_Call || in->jumpkind == Ijk_Ret) {
-        /* g_epoch += 1: stacks cached before a call or return are stale */
-        IRExpr *old = atom(sb, Ity_I64, IRExpr_Load(Iend_LE, Ity_I64, u64((ULong)(HWord)&g_epoch)));
-        IRExpr *inc = atom(sb, Ity_I64, IRExpr_Binop(Iop_Add64, old, u64(1)));
-        addStmtToIRSB(sb, IRStmt_Store(Iend_LE, u64((ULong)(HWord)&g_epoch), inc));
     }
     return sb;
 }
@@ -799,6 +826,8 @@ static Bool pc_client_request(ThreadId tid, UWord *arg, UWord *ret) {
 
 /* ------------------------------------------------------------------ syscalls */
 
+static ULong pmem_file_maps;
+
 static Bool is_pmem_file(Int fd, const HChar **which) {
     if (!opt_pmem_files || fd < 0) return False;
     struct vg_stat st;
@@ -829,6 +858,7 @@ static void pc_post_syscall(ThreadId tid, UInt no, UWord *args, UInt nargs, SysR
     const HChar *path;
     if (!is_pmem_file((Int)args[4], &path)) return;
     SizeT len = (args[1] + 4095) & ~(SizeT)4095;
+    pmem_file_maps++;
     register_range(tid, sr_Res(res), len, False, path, "mmap of a --pmem-file");
 }
 
@@ -878,14 +908,9 @@ static void pc_fork_child(ThreadId tid) {
 
 static void pc_start_client_code(ThreadId tid, ULong blocks) {
     (void)blocks;
-    g_epoch++;
     set_watch(tid);
 }
 
-static void pc_signal(ThreadId tid, Int sig, Bool alt) {
-    (void)tid; (void)sig; (void)alt;
-    g_epoch++;
-}
 
 /* ------------------------------------------------------------------ module map */
 
@@ -972,6 +997,7 @@ static void write_modules(pce_writer *w) {
 static Bool pc_process_cmd_line_option(const HChar *arg) {
     const HChar *v;
     if (VG_STR_CLO(arg, "--events", opt_events)) return True;
+    if (VG_BOOL_CLO(arg, "--count-instructions", opt_count)) return True;
     if (VG_STR_CLO(arg, "--head", opt_head)) return True;
     if (VG_STR_CLO(arg, "--notes", opt_notes)) return True;
     if (VG_STR_CLO(arg, "--pmem-file", v)) {
@@ -982,7 +1008,7 @@ static Bool pc_process_cmd_line_option(const HChar *arg) {
     if (VG_STR_CLO(arg, "--op", v)) {
         /* SYMBOL[=CONTRACT][:DST:LEN] */
         HChar *s = VG_(strdup)("pc.opt", v);
-        op_spec spec = {s, PCE_FLUSHCACHE, 1, 3};
+        op_spec spec = {s, PCE_FLUSHCACHE, 1, 3, 0};
         HChar *colon = VG_(strchr)(s, ':');
         if (colon) {
             *colon = 0;
@@ -1017,7 +1043,9 @@ static void pc_print_usage(void) {
 
 static void pc_print_debug_usage(void) {}
 
-static Int open_out(const HChar *path) {
+static Int open_out(const HChar *prefix) {
+    HChar path[4200];
+    VG_(snprintf)(path, sizeof path, "%s.%d", prefix, VG_(getpid)());
     SysRes r = VG_(open)(path, VKI_O_WRONLY | VKI_O_CREAT | VKI_O_TRUNC, 0600);
     if (sr_isError(r)) {
         VG_(fmsg)("powercut: cannot create %s\n", path);
@@ -1035,7 +1063,7 @@ static void pc_post_clo_init(void) {
     events_fd = open_out(opt_events);
     pce_init(&ev, PCE_BINARY, ev_buf, sizeof ev_buf, fd_flush, &events_fd);
     threads = VG_(calloc)("pc.threads", VG_N_THREADS, sizeof *threads);
-    /* Each call and return must end a superblock, so that stack caching sees them. */
+    /* A call must start a superblock at its target: ops by symbol are found there. */
     VG_(clo_vex_control).guest_chase = False;
     VG_(atfork)(NULL, pc_fork_parent, pc_fork_child);
 }
@@ -1053,6 +1081,14 @@ static void pc_fini(Int exitcode) {
         pce_mark(&ev, (const uint8_t *)why, sizeof why - 1, 0);
         pce_op_end(&ev, t->open_op, 0);
     }
+    for (Word i = 0; i < VG_(sizeXA)(opt_ops); i++) {
+        op_spec *spec = VG_(indexXA)(opt_ops, i);
+        if (spec->calls == 0)
+            note("warning", "--op %s: the program never called it (no function of that name ran; check the spelling, "
+                 "or whether the compiler inlined it)", spec->name);
+    }
+    if (VG_(sizeXA)(opt_pmem_files) > 0 && pmem_file_maps == 0)
+        note("warning", "--pmem-file: the program never mapped %s", *(HChar **)VG_(indexXA)(opt_pmem_files, 0));
     pce_finish(&ev);
     check_writer();
     VG_(close)(events_fd);
@@ -1079,6 +1115,7 @@ static void pc_fini(Int exitcode) {
     write_modules(&h);
     if (pce_flush(&h) < 0) note("error", "cannot write the trace header: %s", pce_error(&h));
     VG_(close)(head_fd);
+    if (opt_count) note("info", "instructions %llu unwinds %llu", g_instructions, unwinds);
     if (notes_fd >= 0) VG_(close)(notes_fd);
 }
 
@@ -1093,7 +1130,6 @@ static void pc_pre_clo_init(void) {
     VG_(needs_client_requests)(pc_client_request);
     VG_(needs_syscall_wrapper)(pc_pre_syscall, pc_post_syscall);
     VG_(track_start_client_code)(pc_start_client_code);
-    VG_(track_pre_deliver_signal)(pc_signal);
     VG_(track_post_mem_write)(pc_post_mem_write);
     opt_pmem_files = VG_(newXA)(VG_(malloc), "pc.files", VG_(free), sizeof(HChar *));
     opt_ops = VG_(newXA)(VG_(malloc), "pc.ops", VG_(free), sizeof(op_spec));

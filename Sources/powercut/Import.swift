@@ -201,8 +201,8 @@ struct PmemcheckLog {
                 }
             case .fence:
                 try add(Event(kind: .sfence))
-            case .registerFile(let p, let b, let s):
-                try add(mark("pmemcheck REGISTER_FILE \(p) at 0x\(hex(b))+0x\(hex(s))"))
+            case .registerFile:
+                break // a pmem range of the header, named by the file
             case .marker(let text):
                 try add(mark("pmemcheck " + text))
             }

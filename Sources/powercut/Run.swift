@@ -238,8 +238,14 @@ struct ValgrindRun {
         argv += pmemFiles.map { "--pmem-file=\($0)" }
         argv += ops.map { "--op=\($0)" }
         argv += valgrindArguments
+        // A program started through a wrapper (a script, a shim that execs the real
+        // binary) is recorded after the exec; the tool names its files by process ID.
+        argv += ["--trace-children=yes"]
         argv += command
-        let status = try spawnAndWait(argv, environment: ["VALGRIND_LIB": toolFolder], stdoutPath: nil, stderrPath: nil)
+        var pid: pid_t = 0
+        let status = try spawnAndWait(argv, environment: ["VALGRIND_LIB": toolFolder], stdoutPath: nil, stderrPath: nil,
+                                      pid: &pid)
+        for name in ["events", "head", "notes"] { rename(scratch + "/\(name).\(pid)", scratch + "/" + name) }
 
         let notes = (try? readFile(scratch + "/notes")).map { String(decoding: $0, as: UTF8.self) } ?? ""
         for line in notes.split(separator: "\n") {
@@ -248,6 +254,7 @@ struct ValgrindRun {
             switch level {
             case "unsupported": if outcome.unsupported == nil { outcome.unsupported = text }
             case "error": outcome.notes.append("error while recording: " + text)
+            case "info": continue
             default: outcome.notes.append("warning: " + text)
             }
         }
@@ -290,6 +297,13 @@ struct ProcessStatus {
 
 /// Runs argv[0] (looked up in PATH) with its output on ours or in files, and waits.
 func spawnAndWait(_ argv: [String], environment: [String: String], stdoutPath: String?, stderrPath: String?) throws -> ProcessStatus {
+    var pid: pid_t = 0
+    return try spawnAndWait(argv, environment: environment, stdoutPath: stdoutPath, stderrPath: stderrPath, pid: &pid)
+}
+
+/// The same, telling the child's process ID.
+func spawnAndWait(_ argv: [String], environment: [String: String], stdoutPath: String?, stderrPath: String?,
+                  pid: inout pid_t) throws -> ProcessStatus {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -313,7 +327,6 @@ func spawnAndWait(_ argv: [String], environment: [String: String], stdoutPath: S
         for p in cArgs { free(p) }
         for p in cEnv { free(p) }
     }
-    var pid: pid_t = 0
     let rc = posix_spawnp(&pid, argv[0], &actions, nil, &cArgs, &cEnv)
     if rc != 0 {
         throw Failure.usage("cannot run \(argv[0]): \(String(cString: strerror(rc)))")

@@ -23,6 +23,12 @@ import Testing
         (source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(marker) } ?? -1) + 1
     }
 
+    /// The SARIF report of a kept trace: the frames every report prints (a caller
+    /// frame is looked up at its return address - 1).
+    static func sarif(_ trace: String, in scratch: Scratch) throws -> String {
+        try powercut(["check", "--format", "sarif", trace], in: scratch.url).stdout
+    }
+
     static let mapFile = """
         #include <fcntl.h>
         #include <immintrin.h>
@@ -64,13 +70,14 @@ import Testing
     @Test func logWriterMissingItsTailWriteBackIsFlaggedAtItsSourceLine() throws {
         let scratch = Scratch()
         let buggy = try Self.compile(Self.logWriter, "logw", in: scratch, flags: ["-DTAIL_BUG"])
-        let r = try powercut(["run", "--pmem-file", scratch.path("log"), "--op", "log_append=persist",
+        let r = try powercut(["run", "--pmem-file", scratch.path("log"), "--op", "log_append=persist", "-o", "logw.pctb",
                               "--", buggy, scratch.path("log")], in: scratch.url)
         #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("error: not-durable"))
         #expect(r.stdout.contains("(log_append)"))
-        #expect(r.stdout.contains("log_append (logw.c:\(Self.line(of: "/* STORE */", in: Self.logWriter)))"), "\(r.stdout)")
         #expect(r.stdout.contains("missing: a write-back"))
+        let line = Self.line(of: "/* STORE */", in: Self.logWriter)
+        #expect(try Self.sarif("logw.pctb", in: scratch).contains("\"log_append (logw.c:\(line))\""))
 
         let fixed = try Self.compile(Self.logWriter, "logw-fixed", in: scratch)
         let ok = try powercut(["run", "--pmem-file", scratch.path("log2"), "--op", "log_append=persist",
@@ -150,6 +157,15 @@ import Testing
         let c = try powercut(["run", "--", crash], in: scratch.url)
         #expect(c.status == 2)
         #expect(c.stderr.contains("killed by signal 11 (SIGSEGV)"), "\(c.stderr)")
+    }
+
+    @Test func anOpOrPmemFileThatNeverMattersIsAWarning() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile("int main(void) { return 0; }", "idle", in: scratch)
+        let r = try powercut(["run", "--op", "log_apend=persist", "--pmem-file", "nosuch", "--", exe], in: scratch.url)
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("warning: --op log_apend: the program never called it"))
+        #expect(r.stderr.contains("warning: --pmem-file: the program never mapped \(scratch.path("nosuch"))"))
     }
 
     @Test func usageErrors() throws {
@@ -252,9 +268,11 @@ import Testing
     func nodrainWithoutDrainIsFlagged() throws {
         let scratch = Scratch()
         let exe = try Self.compile(Self.libpmemProgram, "libpmem-nodrain", in: scratch, flags: ["-lpmem", "-DNODRAIN"])
-        let r = try powercut(["run", "--", exe, scratch.path("pool")], in: scratch.url, environment: ["PMEM_IS_PMEM_FORCE": "1"])
+        let r = try powercut(["run", "-o", "t.pctb", "--", exe, scratch.path("pool")], in: scratch.url,
+                             environment: ["PMEM_IS_PMEM_FORCE": "1"])
         #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
-        #expect(r.stdout.contains("libpmem-nodrain.c:\(Self.line(of: "/* NODRAIN */", in: Self.libpmemProgram))"), "\(r.stdout)")
+        let line = Self.line(of: "/* NODRAIN */", in: Self.libpmemProgram)
+        #expect(try Self.sarif("t.pctb", in: scratch).contains("\"main (libpmem-nodrain.c:\(line))\""))
     }
 
     /// Thread 1 writes non-temporal stores; thread 0 fences and asserts the data durable
@@ -302,10 +320,12 @@ import Testing
         // Bound at load time: lazy binding of sched_yield would run the dynamic loader's
         // locked instructions in the writer thread, a real fence that drains it.
         let exe = try Self.compile(Self.twoThreads, "threads", in: scratch, flags: ["-pthread", "-Wl,-z,now"])
-        let bad = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "--", exe, "pool"], in: scratch.url)
+        let bad = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "-o", "t.pctb", "--", exe, "pool"],
+                               in: scratch.url)
         #expect(bad.status == 1, "\(bad.stdout)\(bad.stderr)")
         #expect(bad.stdout.contains("not-durable"))
-        #expect(bad.stdout.contains("threads.c:\(Self.line(of: "/* NT */", in: Self.twoThreads))"), "\(bad.stdout)")
+        let line = Self.line(of: "/* NT */", in: Self.twoThreads)
+        #expect(try Self.sarif("t.pctb", in: scratch).contains("\"writer (threads.c:\(line))\""))
         let ok = try powercut(["run", "--pmem-file", "pool", "--op", "commit=persist:1:2", "--", exe, "pool", "each"], in: scratch.url)
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
     }
@@ -394,5 +414,45 @@ import Testing
             #expect(found == expected, "\(subject): run and sweep disagree")
             if subject == "copy_user_flushcache_2017" { #expect(!expected.isEmpty, "the 2017 routine strands tail bytes") }
         }
+    }
+}
+
+/// `powercut import pmemcheck`: a pmemcheck --log-stores=yes log becomes a trace.
+@Suite struct ImportPmemcheckTests {
+    static let log = """
+        ==4242== pmemcheck-1.0, a simple persistent store checker
+        ==4242== Command: ./prog
+        ==4242==
+        |REGISTER_FILE;/mnt/pmem/pool;0x10000;0x1000;0x0|STORE;0x10000;0x2a;0x8|FLUSH;0x10000;0x40|FENCE|STORE;0x10040;0x201;0x2|STORE;0x10080;0x1122334455667788;0x8|FLUSH;0x10080;0x80|FENCE
+        |STORE;0x20010;0x7;0x1
+        ==4242== Number of stores not made persistent: 2
+        ==4242== ERROR SUMMARY: 2 errors
+
+        """
+
+    @Test func storesFlushesAndFencesBecomeEventsWithWhatTheLogCannotTell() throws {
+        let scratch = Scratch()
+        let path = try scratch.write("pmc.log", Self.log)
+        let r = try powercut(["import", "pmemcheck", path, "-o", scratch.path("t.pct")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let t = try Trace(contentsOf: scratch.path("t.pct"))
+        #expect(t.header.pmem == [PmemRange(base: 0x10000, length: 0x1000, name: "/mnt/pmem/pool"),
+                                  PmemRange(base: 0x20000, length: 0x1000)])
+        #expect(t.header.meta.contains { $0.key == "cannot-tell" && $0.value.contains("non-temporal") && $0.value.contains("flush instruction") })
+        let events = t.events.filter { $0.kind != .stackDefinition && $0.kind != .mark }
+        #expect(events.map(\.kind) == [.store, .clwb, .sfence, .store, .store, .clwb, .clwb, .sfence, .store])
+        #expect(events.map(\.address) == [0x10000, 0x10000, 0, 0x10040, 0x10080, 0x10080, 0x100c0, 0, 0x20010])
+        #expect(t.batch.data(of: events[0]) == [0x2a, 0, 0, 0, 0, 0, 0, 0])
+        #expect(t.batch.data(of: events[3]) == [0x01, 0x02])
+        #expect(t.batch.data(of: events[4]) == [0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
+    }
+
+    @Test func aMalformedItemIsOneLineWithItsOffset() throws {
+        let scratch = Scratch()
+        let path = try scratch.write("bad.log", "==1== x\n|STORE;0x10;0x1;0x8|STORE;0x10;zz\u{1b};0x8\n")
+        let r = try powercut(["import", "pmemcheck", path, "-o", scratch.path("t.pctb")])
+        #expect(r.status == 65)
+        #expect(r.stderr == "powercut: \(path):byte 28: bad STORE item 'STORE;0x10;zz\\x1b;0x8' (expected STORE;0xADDR;0xVALUE;0xSIZE with SIZE 1 to 8)\n")
+        #expect(!FileManager.default.fileExists(atPath: scratch.path("t.pctb")))
     }
 }
