@@ -45,8 +45,10 @@ public struct FuzzInput {
 public enum FuzzCheck: String, CaseIterable, Sendable {
     /// A rejection is one short, escaped line.
     case messages
-    /// What the binary reader accepts, the text form holds.
+    /// What the binary reader accepts, the text form holds, with the same verdict.
     case binaryText = "binary-text"
+    /// A reader gives the same trace whatever the batch size it streams events in.
+    case batches
     /// text -> binary -> text gives the canonical text back.
     case roundTrip = "roundtrip"
     /// The JSON, SARIF, JUnit, GitHub and SVG documents are well-formed.

@@ -1,3 +1,4 @@
+import PowercutModel
 import PowercutTrace
 
 /// The name the readers give an input in their messages.
@@ -40,13 +41,22 @@ public func tryReadTrace(_ bytes: [UInt8], batch: Int = 4096) -> Result<Trace, T
     }
 }
 
+/// Reads in batches of a size the input chooses (1-64 events), so a batch boundary
+/// falls anywhere, and checks the trace is the one read in a single batch.
+func readInBatches(_ input: FuzzInput) -> Trace? {
+    guard let trace = readTrace(input.bytes, batch: 1 + Int(input.hash % 64)) else { return nil }
+    if case .success(let whole) = tryReadTrace(input.bytes, batch: 1 << 20), whole != trace {
+        checkFailed(.batches, "the reader gives another trace when it streams the events in batches of \(1 + input.hash % 64):\n  one batch: \(escapedPrefix(whole.text, max: 1000))\n  batches:   \(escapedPrefix(trace.text, max: 1000))")
+    }
+    return trace
+}
+
 /// Target `text`: the text reader on any bytes that are not a binary trace, and the
-/// text writer on whatever it accepts. Events are read in batches of a size the input
-/// chooses, so a batch boundary falls anywhere.
+/// text writer on whatever it accepts; a trace must not depend on the batch size.
 public enum TextReaderTarget {
     public static func run(_ input: FuzzInput) -> Int32 {
         if input.isBinary { return -1 }
-        guard let trace = readTrace(input.bytes, batch: 1 + Int(input.hash % 64)) else { return 0 }
+        guard let trace = readInBatches(input) else { return 0 }
         _ = trace.text
         return 0
     }
@@ -55,15 +65,20 @@ public enum TextReaderTarget {
 /// Target `binary`: the binary reader on inputs that start with the binary magic (others
 /// are left to the text target and kept out of the corpus). Whatever it accepts must be
 /// a trace the text form holds too: its text form reads back, as the same text. (A
-/// binary string holding a newline or `#`, say, would not survive `convert`.)
+/// binary string holding a newline or `#`, say, would not survive `convert`.) Both
+/// forms get the same verdict, and the trace does not depend on the batch size.
 public enum BinaryReaderTarget {
     public static func run(_ input: FuzzInput) -> Int32 {
         guard input.isBinary else { return -1 }
-        guard let trace = readTrace(input.bytes, batch: 1 + Int(input.hash % 64)) else { return 0 }
+        guard let trace = readInBatches(input) else { return 0 }
         let text = trace.text
         switch tryReadTrace(Array(text.utf8)) {
         case .success(let again):
             RoundTripTarget.compare(text, again.text, "binary -> text -> text", check: .binaryText)
+            let verdict = Replayer.replay(trace).findings, textVerdict = Replayer.replay(again).findings
+            if verdict != textVerdict {
+                checkFailed(.binaryText, "the binary trace and its text form have other verdicts (\(verdict.map(\.rule.rawValue)) and \(textVerdict.map(\.rule.rawValue))):\n\(escapedPrefix(text, max: 2000))")
+            }
         case .failure(let error):
             checkFailed(.binaryText, "the binary reader accepted a trace whose text form the text reader rejects (\(error)):\n\(escapedPrefix(text, max: 4000))")
         }
