@@ -14,7 +14,3 @@ struct Powercut: ParsableCommand {
                       Info.self, Run.self, Import.self, Crash.self]
     )
 }
-
-enum PowercutVersion {
-    static let string = "0.1.0"
-}
