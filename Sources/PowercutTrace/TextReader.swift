@@ -40,6 +40,7 @@ final class TextTraceReader {
     }
 
     deinit {
+        out.deallocate()
         hexValue.deallocate()
         starts.deallocate()
         ends.deallocate()
@@ -356,32 +357,55 @@ final class TextTraceReader {
 
     /// Reads up to `max` more events into the batch; false once the trace is done.
     func read(into batch: inout EventBatch, max: Int) throws(TraceError) -> Bool {
+        if outCapacity < max {
+            out.deallocate()
+            out = .allocate(capacity: max)
+            outCapacity = max
+        }
+        var n = 0
+        defer { batch.events.append(contentsOf: UnsafeBufferPointer(start: out, count: n)) }
         if let e = pending {
             pending = nil
-            append(e, to: &batch)
+            out[0] = withData(e, &batch)
+            n = 1
         }
-        batch.events.reserveCapacity(max)
-        while batch.events.count < max {
-            if finished { return !batch.events.isEmpty }
+        while n < max {
+            if finished { return n > 0 }
             guard let l = try input.nextLine(maxLength: TraceValidator.maxLineLength) else {
                 finished = true
                 if let problem = validator.finish() { throw TraceError(file: file, location: "end", problem) }
-                return !batch.events.isEmpty
+                return n > 0
             }
             lineNumber += 1
             if l.count <= TraceValidator.maxLineLength, let base = l.baseAddress, var e = fastEvent(base, l.count) {
                 e.seq = seq
                 seq += 1
-                append(e, to: &batch)
+                out[n] = e.hasData ? withData(e, &batch) : e
+                n += 1
                 continue
             }
             guard try tokenize(l) else { continue }
             var e = try eventRecord(keyword())
             e.seq = seq
             if e.kind != .stackDefinition { seq += 1 }
-            append(e, to: &batch)
+            out[n] = withData(e, &batch)
+            n += 1
         }
         return true
+    }
+
+    /// Events are assembled here and copied into the batch in one go.
+    private var out = UnsafeMutablePointer<Event>.allocate(capacity: 0)
+    private var outCapacity = 0
+
+    /// The event with its data moved into the batch.
+    @inline(__always)
+    private func withData(_ e: Event, _ batch: inout EventBatch) -> Event {
+        guard e.hasData else { return e }
+        var e = e
+        e.dataOffset = UInt32(batch.data.count)
+        batch.data.append(contentsOf: pendingData)
+        return e
     }
 
     // MARK: The fast path
@@ -415,6 +439,7 @@ final class TextTraceReader {
         case (6, Self.kwMfence): kind = .mfence
         case (5, Self.kwFence): kind = .fence
         case (8, Self.kwWpqflush): kind = .wpqflush
+        case (2, Self.kwOp): return fastOp(p, n, i)
         default: return nil
         }
         var e = Event(kind: kind)
@@ -467,6 +492,69 @@ final class TextTraceReader {
         return e
     }
 
+    /// `op ID end` and `op ID begin dst= len= [name=]` with the last name seen, plus
+    /// stack= and thread=.
+    @inline(__always)
+    private func fastOp(_ p: UnsafePointer<UInt8>, _ n: Int, _ start: Int) -> Event? {
+        var i = start
+        guard let id = fastNumber(p, n, &i) else { return nil }
+        while i < n && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
+        var e: Event
+        if i + 3 <= n && p[i] == 0x65 && p[i + 1] == 0x6E && p[i + 2] == 0x64 {  // end
+            e = Event(kind: .opEnd)
+            i += 3
+        } else if i + 5 <= n && p[i] == 0x62 && p[i + 1] == 0x65 && p[i + 2] == 0x67 && p[i + 3] == 0x69 && p[i + 4] == 0x6E {  // begin
+            e = Event(kind: .opBegin)
+            i += 5
+        } else {
+            return nil
+        }
+        guard i == n || p[i] == 0x20 || p[i] == 0x09 else { return nil }
+        e.op = id
+        var sawDst = false, sawLen = false
+        while true {
+            while i < n && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
+            if i == n || p[i] == 0x23 { break }
+            let c = p[i]
+            if e.kind == .opBegin && !sawDst && c == 0x64 && i + 4 < n && p[i + 1] == 0x73 && p[i + 2] == 0x74 && p[i + 3] == 0x3D {
+                i += 4
+                guard let v = fastNumber(p, n, &i) else { return nil }
+                e.address = v
+                sawDst = true
+            } else if e.kind == .opBegin && !sawLen && c == 0x6C && i + 4 < n && p[i + 1] == 0x65 && p[i + 2] == 0x6E && p[i + 3] == 0x3D {
+                i += 4
+                guard let v = fastNumber(p, n, &i) else { return nil }
+                e.size = v
+                sawLen = true
+            } else if e.kind == .opBegin && e.name == 0 && c == 0x6E && i + 5 < n && p[i + 1] == 0x61 && p[i + 2] == 0x6D && p[i + 3] == 0x65 && p[i + 4] == 0x3D {
+                i += 5
+                let s = i
+                while i < n && p[i] != 0x20 && p[i] != 0x09 && p[i] != 0x23 { i += 1 }
+                guard lastNameIndex != 0, i - s == lastName.count,
+                      lastName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, p + s, i - s) == 0 }) else { return nil }
+                e.name = lastNameIndex
+            } else if c == 0x73, e.stack == 0, i + 6 < n, p[i + 1] == 0x74, p[i + 2] == 0x61, p[i + 3] == 0x63, p[i + 4] == 0x6B, p[i + 5] == 0x3D {
+                i += 6
+                guard let v = fastNumber(p, n, &i), v > 0 && v <= UInt64(UInt32.max) else { return nil }
+                e.stack = UInt32(v)
+            } else if c == 0x74, e.thread == 0, i + 7 < n, p[i + 1] == 0x68, p[i + 2] == 0x72, p[i + 3] == 0x65, p[i + 4] == 0x61,
+                      p[i + 5] == 0x64, p[i + 6] == 0x3D {
+                i += 7
+                guard let v = fastNumber(p, n, &i), v > 0 && v <= UInt64(UInt32.max) else { return nil }
+                e.thread = UInt32(v)
+            } else {
+                return nil
+            }
+        }
+        if e.kind == .opBegin && !(sawDst && sawLen) { return nil }
+        if validator.event(e, at: .line(lineNumber)) != nil { return nil }
+        return e
+    }
+
+    /// The raw text of the op name interned last and its index (0: none yet).
+    private var lastName: [UInt8] = []
+    private var lastNameIndex: UInt32 = 0
+
     /// Skips blanks, then reads a number that ends at a blank, `#` or the line's end.
     @inline(__always)
     private func fastNumber(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> UInt64? {
@@ -502,18 +590,9 @@ final class TextTraceReader {
     // The keywords packed little-endian, first 8 bytes ("store" is 0x65726f7473).
     private static let kwStore: UInt64 = 0x65726f7473, kwNtstore: UInt64 = 0x65726f7473746e, kwClwb: UInt64 = 0x62776c63
     private static let kwClflush: UInt64 = 0x6873756c666c63, kwClflushopt8: UInt64 = 0x6f6873756c666c63, kwSfence: UInt64 = 0x65636e656673
+    private static let kwOp: UInt64 = 0x706f
     private static let kwMfence: UInt64 = 0x65636e65666d, kwFence: UInt64 = 0x65636e6566, kwWpqflush: UInt64 = 0x6873756c66717077
 
-
-    @inline(__always)
-    private func append(_ e: Event, to batch: inout EventBatch) {
-        var e = e
-        if e.hasData {
-            e.dataOffset = UInt32(batch.data.count)
-            batch.data.append(contentsOf: pendingData)
-        }
-        batch.events.append(e)
-    }
 
     /// Parses the current line as an event record and validates it.
     @inline(__always)
@@ -675,7 +754,10 @@ final class TextTraceReader {
             case "src":
                 e.source = try number(value, "src=")
                 e.flags |= Event.Flags.hasSource
-            case "name": e.name = intern(try freeText(value, .name))
+            case "name":
+                e.name = intern(try freeText(value, .name))
+                lastName = Array(value)
+                lastNameIndex = e.name
             case "contract":
                 guard let c = Contract(name: String(decoding: value, as: UTF8.self)) else {
                     throw fail("unknown contract '\(q(value))' (expected flushcache, persist or none)")

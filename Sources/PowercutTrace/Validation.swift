@@ -17,7 +17,7 @@ struct TraceValidator {
     private var tracked = RangeTree()
     private var usedOps = OpIDSet()
     /// The op each thread has open: its ID and where it began.
-    private var openOps: [UInt32: (id: UInt64, at: Location)] = [:]
+    private var openOps = OpenOps()
     private var lastStack: UInt32 = 0
     /// `init` records, checked when the header ends (header records come in any order).
     private var inits: [(address: UInt64, length: UInt64, at: Location)] = []
@@ -182,7 +182,7 @@ struct TraceValidator {
             openOps[e.thread] = (e.op, at)
         case .opEnd:
             guard let open = openOps[e.thread] else {
-                if let other = openOps.first(where: { $0.value.id == e.op }) {
+                if let other = openOps.all.first(where: { $0.value.id == e.op }) {
                     return "op \(e.op) end on thread \(e.thread), but thread \(other.key) began it (at \(other.value.at)); an op ends on the thread that began it"
                 }
                 return "op \(e.op) end without a matching 'op \(e.op) begin'"
@@ -208,7 +208,7 @@ struct TraceValidator {
 
     /// Checked when the trace ends.
     func finish() -> String? {
-        if let open = openOps.values.min(by: { $0.at.isBefore($1.at) }) {
+        if let open = openOps.all.map(\.value).min(by: { $0.at.isBefore($1.at) }) {
             return "op \(open.id) begun at \(open.at) is never ended (expected 'op \(open.id) end' before the end of the trace)"
         }
         return nil
@@ -285,6 +285,23 @@ extension TraceValidator.Location {
         case (.event(let a), .event(let b)): a < b
         default: false
         }
+    }
+}
+
+/// The op each thread has open. Thread 0 (every single-threaded trace) has a slot of
+/// its own, so the common case costs no hashing.
+struct OpenOps {
+    typealias Op = (id: UInt64, at: TraceValidator.Location)
+    private var main: Op?
+    private var others: [UInt32: Op] = [:]
+
+    subscript(thread: UInt32) -> Op? {
+        get { thread == 0 ? main : others[thread] }
+        set { if thread == 0 { main = newValue } else { others[thread] = newValue } }
+    }
+
+    var all: [(key: UInt32, value: Op)] {
+        (main.map { [(key: UInt32(0), value: $0)] } ?? []) + others.map { (key: $0.key, value: $0.value) }
     }
 }
 

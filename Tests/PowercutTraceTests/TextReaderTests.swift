@@ -167,4 +167,39 @@ func error(_ text: String) -> TraceError? {
         let e = error("powercut-trace 1\npmem 0 0x100\nstack 1 0x1\n" + line)
         #expect(e?.description.hasPrefix(message) == true, "got: \(e?.description ?? "nothing")")
     }
+
+    @Test func opsReadTheSameWhateverTheirShape() throws {
+        let t = try read("""
+            powercut-trace 1
+            pmem 0 0x1000
+            op 1 begin dst=0x10 len=8 name=a\\x20b
+            op 1 end
+            op 2 begin dst=0x10 len=8 name=a\\x20b thread=3
+            op 2 end thread=3
+            op 3 begin len=8 dst=0x20 name=c contract=persist
+            op 3   end   # comment
+            op 4 begin dst=0x20 len=8 name=a\\x20b stack=1
+            op 4 end
+            op 5 begin dst=0x20 len=8
+            op 5 end
+            """.replacingStackLine())
+        let begins = t.events.filter { $0.kind == .opBegin }
+        #expect(begins.map(\.op) == [1, 2, 3, 4, 5])
+        #expect(begins.map(\.name) == [1, 1, 2, 1, 0])
+        #expect(t.names == ["a b", "c"])
+        #expect(begins.map(\.address) == [0x10, 0x10, 0x20, 0x20, 0x20] && begins.allSatisfy { $0.size == 8 })
+        #expect(begins[1].thread == 3 && begins[2].contract == .persist && begins[3].stack == 1)
+        #expect(error("powercut-trace 1\nop 1 begin dst=0 len=1 dst=2\n")?.description.hasPrefix("t.pct:2: key 'dst' given twice") == true)
+        #expect(error("powercut-trace 1\nop 1 begin dst=0\n")?.description.hasPrefix("t.pct:2: op 1 begin has no len=") == true)
+        #expect(error("powercut-trace 1\nop 1 ending\n")?.description.hasPrefix("t.pct:2: expected 'begin' or 'end' after 'op 1', found 'ending'") == true)
+    }
+}
+
+extension String {
+    /// Puts a `stack 1` definition after the header line.
+    func replacingStackLine() -> String {
+        var lines = split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lines.insert("stack 1 0x401000", at: 1)
+        return lines.joined(separator: "\n")
+    }
 }
