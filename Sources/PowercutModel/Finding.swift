@@ -100,9 +100,12 @@ public struct OpInfo: Sendable, Equatable {
 
     /// Addresses where the position may change: the end of the head and the start of the tail.
     var positionBoundaries: (UInt64, UInt64) {
+        // As offsets from dst, so a range that ends at the top of the address space
+        // does not wrap.
         let h = min((8 - dst % 8) % 8, length)
         let t = (dst &+ length) % 8
-        return (dst &+ h, max(dst &+ h, dst &+ length &- t))
+        let tail = length >= t ? max(h, length - t) : h
+        return (dst &+ h, dst &+ tail)
     }
 }
 

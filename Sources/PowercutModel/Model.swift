@@ -917,6 +917,7 @@ final class PersistenceModel {
         setStore(s, lo, hi, r)
     }
 
+    @inline(never)
     private func storeSlowly(_ address: UInt64, _ last: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         if let r = rangeIndex(containing: address), last <= rangeLast[r] {
             if !rangeVolatile[r] {

@@ -390,7 +390,7 @@ public final class Replayer {
                 let (headEnd, tailStart) = op.positionBoundaries
                 for cut in [headEnd, tailStart] {
                     pieces = pieces.flatMap { (s, n) -> [(UInt64, UInt64)] in
-                        cut > s && cut < s &+ n ? [(s, cut - s), (cut, s &+ n - cut)] : [(s, n)]
+                        cut > s && cut - s < n ? [(s, cut - s), (cut, n - (cut - s))] : [(s, n)]
                     }
                 }
             }

@@ -101,3 +101,33 @@ func threaded(_ records: [(UInt32, String)], domain: Domain = .adr) -> Trace {
         #expect(verdicts(r) == ["not-durable@#2 0x2000+8 - dirty #1", "not-durable@#5 0x0+8 - outside -"])
     }
 }
+
+@Suite struct AddressSpaceEdgeTests {
+    @Test func theLastLineOfTheAddressSpaceIsAnOrdinaryLine() {
+        let top: UInt64 = 0xffff_ffff_ffff_ff00
+        var header = TraceHeader()
+        header.records = [.pmem(PmemRange(base: top, length: 0x100))]
+        func ev(_ kind: EventKind, _ seq: UInt64, _ a: UInt64 = 0, _ n: UInt64 = 0) -> Event {
+            Event(kind: kind, seq: seq, address: a, size: n)
+        }
+        var begin = ev(.opBegin, 0, 0xffff_ffff_ffff_ffc3, 0x3d)
+        begin.op = 1
+        begin.contract = .persist
+        var end = ev(.opEnd, 5)
+        end.op = 1
+        let trace = Trace(header: header, events: [
+            begin, ev(.store, 1, 0xffff_ffff_ffff_ffc3, 0x3d), ev(.ntstore, 2, 0xffff_ffff_ffff_fff8, 8),
+            ev(.clwb, 3, 0xffff_ffff_ffff_ffff), ev(.store, 4, 0xffff_ffff_ffff_ff00, 0x100), end,
+            ev(.durable, 6, 0xffff_ffff_ffff_fff0, 0x10), ev(.pmemRelease, 7, top, 0x100),
+            ev(.durable, 8, 0xffff_ffff_ffff_fff0, 0x10),
+        ])
+        let r = Replayer.replay(trace)
+        #expect(verdicts(r) == [
+            "out-of-bounds-store@#4 0xffffffffffffff00+195 outside dirty #4",
+            "not-durable@#5 0xffffffffffffffc3+5 head dirty #4",
+            "not-durable@#5 0xffffffffffffffc8+56 body dirty #4",
+            "not-durable@#6 0xfffffffffffffff0+16 - dirty #4",
+            "not-durable@#8 0xfffffffffffffff0+16 - outside -",
+        ])
+    }
+}

@@ -254,7 +254,7 @@ func threadedModelVerdicts(_ r: ReplayResult) -> [String] {
     @Test(arguments: Domain.allCases)
     func threadsAndRangesAgreeWithTheLiteralReading(domain: Domain) {
         var compared = 0
-        for seed in UInt64(1)...30 {
+        for seed in UInt64(1)...20 {
             for lineSize: UInt64 in [64, 16, 256] {
                 for threads: UInt32 in [1, 2, 3] {
                     var options = ReplayOptions()
