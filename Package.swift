@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "powercut", targets: ["powercut"]),
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
+        .library(name: "PowercutWorkers", targets: ["PowercutWorkers"]),
         .library(name: "PowercutCrash", targets: ["PowercutCrash"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
@@ -51,8 +52,11 @@ let package = Package(
         ),
         // The recorder as Swift: record a call or a closure into a trace.
         .target(name: "PowercutRecorder", dependencies: ["CPowercutRecorder", "CPowercutSubjects", "PowercutTrace"]),
+        // Worker processes for jobs that may crash, exit or hang: each costs one job.
+        .target(name: "PowercutWorkers"),
         // The sweep: a routine over every alignment and size, in worker processes.
-        .target(name: "PowercutSweep", dependencies: ["PowercutTrace", "PowercutModel", "PowercutOutput", "PowercutRecorder"]),
+        .target(name: "PowercutSweep",
+                dependencies: ["PowercutTrace", "PowercutModel", "PowercutOutput", "PowercutRecorder", "PowercutWorkers"]),
         // The reference subjects: the Linux flushcache copy routines, as they behaved.
         // Built at -O2 in every configuration, as a kernel builds its copy routines: the
         // instruction stream recorded is the one that ships, and sweeps stay fast.
@@ -72,6 +76,7 @@ let package = Package(
         .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutRecorderTests", dependencies: ["PowercutRecorder", "PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
+        .testTarget(name: "PowercutWorkersTests", dependencies: ["PowercutWorkers"]),
         .testTarget(name: "PowercutSymbolizeTests", dependencies: ["PowercutSymbolize", "PowercutTrace"]),
         .testTarget(name: "PowercutReportTests",
                     dependencies: ["PowercutReport", "PowercutTriage", "PowercutSymbolize", "PowercutOutput", "PowercutModel", "PowercutTrace"]),

@@ -1,3 +1,4 @@
+import PowercutModel
 import PowercutSymbolize
 import PowercutTrace
 
@@ -69,7 +70,7 @@ public struct TraceDump {
             for b in data.prefix(dataBytes) {
                 s += b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16)
             }
-            if data.count > dataBytes { s += "…(\(data.count) bytes)" }
+            if data.count > dataBytes { s += "…(\(count(data.count, "byte")))" }
         }
         if e.stack != 0 { s += " stack=\(e.stack)" }
         return s

@@ -62,6 +62,8 @@ struct Explain: ParsableCommand {
         }
         if let finding, finding < 1 { throw ValidationError("--finding counts from 1, as `powercut check` lists findings") }
         if limit < 0 { throw ValidationError("--limit must be 0 (all) or more") }
+        try requireName(svg, "--svg")
+        try requireName(html, "--html")
     }
 
     func run() throws {
@@ -86,7 +88,7 @@ struct Explain: ParsableCommand {
             if let html {
                 try OutputFile.write(TimelinePicture(explanation).html(story: text, frames: frames), to: html)
             }
-            writeAll(1, text)
+            try writeStdout(text)
         }
     }
 }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import PowercutReport
 import PowercutSymbolize
+#if canImport(Glibc)
+import Glibc
+#endif
 import PowercutTrace
 
 struct Show: ParsableCommand {
@@ -31,7 +34,12 @@ struct Show: ParsableCommand {
             let reader = try TraceReader(path: file)
             let frames = symbols.resolver()
             defer { symbols.finish(frames) }
-            try TraceDump(frames: frames, dataBytes: dataBytes).render(reader) { writeAll(1, $0) }
+            // The first failed write ends the dump with an error (exit 70).
+            var failed: Int32?
+            try TraceDump(frames: frames, dataBytes: dataBytes).render(reader) { chunk in
+                if failed == nil && !writeAll(1, chunk) { failed = errno }
+            }
+            if let failed { throw stdoutFailure(failed) }
         }
     }
 }
