@@ -2,9 +2,6 @@ import PowercutOutput
 
 /// Printers over a crash run's values; they only format.
 
-/// Frames of a call stack, by ID.
-public typealias Stacks = [UInt32: [UInt64]]
-
 public struct CrashTextReport {
     /// The frames of a call stack by ID, as lines (the CLI symbolizes them).
     public var stackText: (UInt32) -> String

@@ -202,6 +202,9 @@ public final class CrashSession {
         var cutIndex = 0
         let layout = try replay { images, layout throws(CrashError) in
             var summary = CutSummary(images)
+            guard cutIndex < counted.cuts.count, counted.cuts[cutIndex].cut == images.cut else {
+                throw CrashError(.system, "the second replay took cut \(images.cut), which the first did not")
+            }
             summary.repeated = counted.cuts[cutIndex].repeated
             cutIndex += 1
             outcome.cuts.append(summary)

@@ -133,7 +133,7 @@ public final class CutImages: @unchecked Sendable {
         var c = ImageCount.one
         for d in digits { c = c * .exact(UInt64(d.count)) }
         count = c
-        if c.isAtMost(plan.maxImages) {
+        if c.isAtMost(plan.maxImages) || (plan.random.map { c.isAtMost(UInt64($0.count)) } ?? false) {
             enumeration = .every
             planned = c.exactValue!
             everyImage = true

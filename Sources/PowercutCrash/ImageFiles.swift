@@ -33,6 +33,11 @@ final class ImageFiles {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: UInt64 = 0
         while offset < length {
+            // Holes of the base file stay holes: a large, mostly empty pool costs nothing.
+            let data = lseek(src, fileOffset(offset), 3 /* SEEK_DATA */)
+            if data < 0 { break }
+            offset = UInt64(data)
+            if offset >= length { break }
             let n = buffer.withUnsafeMutableBytes { pread(src, $0.baseAddress, min($0.count, Int(length - offset)), fileOffset(offset)) }
             guard n > 0 else { break }
             if !buffer[0..<n].allSatisfy({ $0 == 0 }) {

@@ -36,6 +36,8 @@ public final class ImageTracker: ReplayObserver {
     private let lineSize: UInt64
 
     private var lines: [UInt64: LineState] = [:]
+    /// Lines with writes still at risk (or not folded yet).
+    private var variableLines = Set<UInt64>()
     /// Lines that hold no tracked byte (so a store there is skipped quickly).
     private var untrackedLines = Set<UInt64>()
     /// Per thread: unfenced write-backs (line -> cached writes they carry).
@@ -52,7 +54,7 @@ public final class ImageTracker: ReplayObserver {
     private var hintNT: [(UInt64, UInt64)] = []
     private var hintPending = false
     /// ops: each op's thread; per thread, ops waiting for their drain point (saw a hint).
-    private var opThreads: [UInt64: UInt32] = [:]
+    private var opThreads: [UInt64: (thread: UInt32, contract: Contract)] = [:]
     private var awaitingDrain: [UInt32: [Bool]] = [:]
 
     private var lastEvent: Event?
@@ -147,7 +149,7 @@ public final class ImageTracker: ReplayObserver {
             guard let l = lines[e.address & ~(lineSize - 1)] else { return }
             if domain == .adr {
                 l.guaranteed = max(l.guaranteed, l.cachedTotal)
-                l.fold()
+                fold(l)
             } else {
                 l.queued = max(l.queued, l.cachedTotal)
                 if l.queued > l.guaranteed { queuedLines.insert(l.address) }
@@ -164,7 +166,7 @@ public final class ImageTracker: ReplayObserver {
             hintPending = true
             for k in awaitingDrain.keys { awaitingDrain[k] = awaitingDrain[k]!.map { _ in true } }
         case .opBegin:
-            opThreads[e.op] = e.thread
+            opThreads[e.op] = (e.thread, e.contract)
         case .opEnd:
             break
         case .pmem:
@@ -201,6 +203,7 @@ public final class ImageTracker: ReplayObserver {
                     var w = Write(seq: e.seq, thread: e.thread, stack: e.stack, nonTemporal: e.kind == .ntstore,
                                   offset: offset, bytes: bytes)
                     l.add(w)
+                    variableLines.insert(lineAddress)
                     w = l.writes[l.writes.count - 1]
                     touchedSincePrevious.insert(lineAddress)
                     if w.nonTemporal {
@@ -223,9 +226,15 @@ public final class ImageTracker: ReplayObserver {
         writeBacks[e.thread, default: [:]][l.address] = max(writeBacks[e.thread]?[l.address] ?? 0, l.cachedTotal)
     }
 
+    private func fold(_ l: LineState) {
+        l.fold()
+        if l.writes.isEmpty { variableLines.remove(l.address) }
+    }
+
     private func markNT(_ p: (UInt64, UInt64), guaranteed: Bool) {
         guard let l = lines[p.0], let i = l.writes.firstIndex(where: { $0.nonTemporal && $0.seq == p.1 }) else { return }
         if guaranteed { l.writes[i].ntGuaranteed = true } else { l.writes[i].fenced = true }
+        l.version += 1
     }
 
     private func fence(_ t: UInt32) {
@@ -233,7 +242,7 @@ public final class ImageTracker: ReplayObserver {
         if domain == .wpq {
             if hintPending {
                 for (a, q) in hintLines {
-                    if let l = lines[a], q > l.guaranteed { l.guaranteed = q; affected.insert(a) }
+                    if let l = lines[a], q > l.guaranteed { l.guaranteed = q; l.version += 1; affected.insert(a) }
                 }
                 for p in hintNT { markNT(p, guaranteed: true); affected.insert(p.0) }
                 let done = Set(hintNT.map { "\($0.0):\($0.1)" })
@@ -250,14 +259,14 @@ public final class ImageTracker: ReplayObserver {
         } else {
             let pending = domain == .eadr ? eadrPending[t] : writeBacks[t]
             for (a, c) in pending ?? [:] {
-                if let l = lines[a], c > l.guaranteed { l.guaranteed = c; affected.insert(a) }
+                if let l = lines[a], c > l.guaranteed { l.guaranteed = c; l.version += 1; affected.insert(a) }
             }
             for p in ntPending[t] ?? [] { markNT(p, guaranteed: true); affected.insert(p.0) }
         }
         writeBacks[t] = nil
         eadrPending[t] = nil
         ntPending[t] = nil
-        for a in affected { lines[a]?.fold() }
+        for a in affected { if let l = lines[a] { fold(l) } }
     }
 
     /// A fence that is the drain point of an op of its thread, or an op end that is one.
@@ -265,8 +274,9 @@ public final class ImageTracker: ReplayObserver {
         switch e.kind {
         case .opEnd:
             // Ops of other contracts are done at their end; flushcache ops at their drain fence.
-            let t = opThreads.removeValue(forKey: e.op) ?? e.thread
-            awaitingDrain[t, default: []].append(false)
+            let op = opThreads.removeValue(forKey: e.op) ?? (e.thread, .flushcache)
+            guard op.contract == .flushcache else { return true }
+            awaitingDrain[op.thread, default: []].append(false)
             return false
         case .sfence, .mfence, .fence:
             guard var waiting = awaitingDrain[e.thread], !waiting.isEmpty else { return false }
@@ -316,10 +326,16 @@ public final class ImageTracker: ReplayObserver {
         var digits: [Factor] = []
         var constantsWerePossible = true
         var constantDeviations = 0
-        let candidates = lines.values.filter { $0.isVariable }.sorted { $0.address < $1.address }
+        let candidates = variableLines.sorted().compactMap { lines[$0] }
         var variableAddresses = Set<UInt64>()
         for l in candidates {
-            var factors = try LineFactors.build(l)
+            var factors: [Factor]
+            if let cached = l.factors, cached.version == l.version {
+                factors = cached.factors
+            } else {
+                factors = try LineFactors.build(l)
+                l.factors = (l.version, factors)
+            }
             if factors.isEmpty { continue }
             variableAddresses.insert(l.address)
             let index = variable.count

@@ -237,14 +237,14 @@ final class ImageWorkers {
             for line in mirror { memory.write(line) }
             var pointers = memory.regions.map { UnsafeRawPointer($0.baseAddress) }
             var lengths = memory.regions.map { $0.count }
-            var ordinal: Int64 = 0
+            var base: Int64 = 0
             for images in batch {
                 memory.begin(images)
                 var cursor = ImageCursor(images)
+                defer { base += Int64(images.planned) }
                 while cursor.next() {
                     memory.apply(cursor)
-                    let o = ordinal
-                    ordinal += 1
+                    let o = base + cursor.index
                     if cursor.covered || !mine(o) { continue }
                     shared[0] = o
                     shared[2] = Int64(bitPattern: monotonicNow().bitPattern)
@@ -271,16 +271,16 @@ final class ImageWorkers {
         guard let command else { _exit(6) }
         guard let files = try? ImageFiles(layout: layout, slot: slot, rebuild: !slotClean[slot]) else { _exit(5) }
         if !slotClean[slot] { for line in mirror { files.write(line) } }
-        var ordinal: Int64 = 0
+        var base: Int64 = 0
         for images in batch {
             for line in images.resets { files.write(line) }
             var cursor = ImageCursor(images)
             var pending = Set<Int>()
             let event = images.cut > 0 ? String(images.cut - 1) : ""
+            defer { base += Int64(images.planned) }
             while cursor.next() {
                 pending.formUnion(cursor.changed)
-                let o = ordinal
-                ordinal += 1
+                let o = base + cursor.index
                 if cursor.covered || !mine(o) { continue }
                 for d in pending { files.write(images.digits[d], cursor.values[d]) }
                 pending.removeAll(keepingCapacity: true)

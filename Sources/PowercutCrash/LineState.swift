@@ -43,6 +43,9 @@ final class LineState {
     var lastWrite: UInt64 = 0
     /// The line's content when every write so far persists.
     var newest: [UInt8]
+    /// Changes whenever its writes or guarantees do, so its factors are reused while it stays.
+    var version = 0
+    var factors: (version: Int, factors: [Factor])?
 
     init(address: UInt64, runs: [TrackedRun], initial: [UInt8]) {
         self.address = address
@@ -65,12 +68,14 @@ final class LineState {
             w.cachedIndex = cachedTotal
         }
         lastWrite = w.seq
+        version += 1
         for (i, b) in w.bytes.enumerated() { newest[w.offset + i] = b }
         writes.append(w)
     }
 
     /// Folds leading guaranteed writes into the base content.
     func fold() {
+        version += 1
         var n = 0
         while n < writes.count && isGuaranteed(writes[n]) {
             let w = writes[n]

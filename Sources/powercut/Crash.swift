@@ -188,10 +188,11 @@ final class ProgressLine {
             writeAll(2, "\r[\(bar)] \(done * 100 / total)% \(done)/\(total) images")
             drawn = true
         } else {
+            // One line per tenth passed, even when a step passes several.
             let tenth = done * 10 / total
-            if tenth > lastTenth && total >= 1000 {
-                lastTenth = tenth
-                writeAll(2, "powercut: checked \(tenth * 10)% (\(done) of \(total) images)\n")
+            while lastTenth < tenth && total >= 1000 {
+                lastTenth += 1
+                writeAll(2, "powercut: checked \(lastTenth * 10)% (\(lastTenth == tenth ? done : total * lastTenth / 10) of \(total) images)\n")
             }
         }
     }

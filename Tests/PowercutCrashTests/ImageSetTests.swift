@@ -129,4 +129,26 @@ import Testing
         // After the fence: #0 is guaranteed, #2 is not.
         #expect(Set(walked.images.last!.map { Array($0.prefix(2)) }) == [[1, 0], [1, 2]])
     }
+
+    @Test func cutsAtMarksOpsFencesOrEverywhere() throws {
+        var b = TraceBuilder(pmem: [pool])
+        b.op(1, begin: true)                     // #0
+        b.store(0x1000, [1])                     // #1
+        b.event(.clwb, 0x1000)                   // #2
+        b.op(1, begin: false)                    // #3
+        b.mark()                                 // #4
+        b.event(.sfence)                         // #5: drain point of op 1; guarantees #1
+        b.op(2, begin: true, contract: .persist) // #6
+        b.store(0x1040, [2])                     // #7
+        b.event(.clflush, 0x1040)                // #8: guarantees #7
+        b.op(2, begin: false)                    // #9
+        b.event(.sfence)                         // #10: guarantees nothing new
+        #expect(try walk(b.trace, selection: .fences).cuts.map(\.cut) == [5, 8, 11])
+        #expect(try walk(b.trace, selection: .marks).cuts.map(\.cut) == [5, 11])
+        #expect(try walk(b.trace, selection: .ops).cuts.map(\.cut) == [6, 10, 11])
+        #expect(try walk(b.trace, selection: .all).cuts.map(\.cut) == Array(0...11))
+        let fences = try walk(b.trace, selection: .fences)
+        #expect(fences.cuts.map(\.count) == [.exact(2), .exact(2), .exact(1)])
+        #expect(fences.cuts[0].before?.kind == .mark && fences.cuts[0].after?.kind == .sfence)
+    }
 }

@@ -40,6 +40,14 @@ struct TraceBuilder {
         add(e)
     }
 
+    mutating func op(_ id: UInt64, begin: Bool, contract: Contract = .flushcache, thread: UInt32 = 0) {
+        var e = Event(kind: begin ? .opBegin : .opEnd, address: 0x1000, size: 8)
+        e.op = id
+        e.contract = contract
+        e.thread = thread
+        add(e)
+    }
+
     mutating func mark() {
         var e = Event(kind: .mark)
         e.name = 0

@@ -357,4 +357,18 @@ import Testing
         #expect(run.stdout.contains("not every image (1 cut above the limit)"))
         #expect(!run.stdout.contains(": every image"))
     }
+
+    @Test func longRunsReportProgressEveryTenPercentInLogs() throws {
+        var text = "powercut-trace 1\npmem 0x1000 0x100 name=log\n"
+        for i in 0..<32 { text += "ntstore 0x\(String(0x1000 + i * 8, radix: 16)) 8 data=3333333333333333\n" }
+        text += "sfence\n"
+        let s = Scratch()
+        let lib = try compileLibrary(s)
+        let trace = try s.write("nt.pct", text)
+        let r = try powercut(["crash", trace, "--check-lib", lib, "--check-fn", "check", "--max-images", "5000"])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("powercut: checked 10% ("))
+        #expect(r.stderr.contains("powercut: checked 100% (5001 of 5001 images)\n"))
+        #expect(r.stdout.contains("checked 5001 of 2^32.0 (rounded) images") || r.stdout.contains("checked 5001 of 4294967297 images"))
+    }
 }
