@@ -13,6 +13,7 @@ if [ -z "$bin" ]; then
     done
 fi
 [ -x "$bin" ] || { echo "Examples/run.sh: build powercut first (swift build), or pass its path" >&2; exit 70; }
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/home" "$scratch/bin"

@@ -189,7 +189,7 @@ struct Sweep: ParsableCommand {
         do {
             child = try IsolatedRun.run(executable: selfPath(), arguments: [
                 "record", "--isolated-child", "--probe", "--lib", path, "--symbol", symbol, "--len", "0", "-o", "-",
-            ], timeout: timeout)
+            ], timeout: max(timeout, 30))  // a process start and a load, not a case: --timeout may be short
         } catch {
             throw Failure.internal("\(error)")
         }

@@ -46,7 +46,8 @@ func record(_ subject: String, dst: Int, n: Int) throws -> (Trace, UInt64) {
 
 /// The recorder is process-wide (trap flag, SIGTRAP handler): these run one at a time.
 @Suite(.serialized) struct SubjectRecordingTests {
-    // Each expectation is worked out by hand from shared/spec/subjects.md; "writeback"
+    // Each expectation is worked out by hand from the subjects' described behaviour
+    // (Sources/CPowercutSubjects/subjects.c, the head of each routine); "writeback"
     // is whichever of clwb/clflushopt/clflush CPUID picked.
 
     @Test func memcpyFlushcacheUnalignedCopy() throws {

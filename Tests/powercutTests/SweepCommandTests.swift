@@ -33,6 +33,15 @@ import Testing
         #expect(failing["copy_user_flushcache_2020"] == [])
     }
 
+    @Test func blockSteppingFindsExactlyWhatSteppingEachInstructionFinds() throws {
+        let args = ["sweep", "copy_user_flushcache_2017", "memcpy_to_pmem_2015", "--sizes", "0-16", "--format", "json", "--quiet"]
+        let each = try powercut(args, environment: ["POWERCUT_BLOCK_STEP": "0"])
+        let blocks = try powercut(args)
+        #expect(each.status == 1 && blocks.status == 1)
+        #expect(try failingCases(each.stdout) == failingCases(blocks.stdout))
+        #expect(try failingCases(blocks.stdout)["copy_user_flushcache_2017"]?.count == 21)
+    }
+
     @Test func theCorrectSubjectsAreCleanOverTheDefaultGrid() throws {
         let run = try powercut(["sweep", "copy_user_flushcache_2020", "copy_user_flushcache_2023", "memcpy_flushcache",
                                 "memcpy_flushcache_const", "--quiet"])
