@@ -264,15 +264,36 @@ import Testing
         #expect(t.events.filter { $0.kind == .ntstore }.count >= 16 * 4096 / 32)
     }
 
+    /// pmem_memcpy_nodrain is judged by the instructions it ran. libpmem's non-temporal
+    /// path ends with its own sfence, so even with no pmem_drain nothing is at risk;
+    /// its cached path with the write-backs skipped (PMEM_NO_FLUSH=1, meant for eADR
+    /// platforms) leaves the copy dirty at return: flagged at the program's call in the
+    /// adr domain, clean in eadr.
     @Test(.enabled(if: EncoderTests.readerHasNewRecords, "needs the reader of mark, pmem-release and thread records"))
-    func nodrainWithoutDrainIsFlagged() throws {
+    func nodrainIsJudgedByTheInstructionsItRan() throws {
         let scratch = Scratch()
         let exe = try Self.compile(Self.libpmemProgram, "libpmem-nodrain", in: scratch, flags: ["-lpmem", "-DNODRAIN"])
-        let r = try powercut(["run", "-o", "t.pctb", "--", exe, scratch.path("pool")], in: scratch.url,
-                             environment: ["PMEM_IS_PMEM_FORCE": "1"])
-        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        let op = ["--op", "pmem_memcpy_nodrain=flushcache"]
+        let nt = try powercut(["run"] + op + ["-o", "nt.pct", "--", exe, scratch.path("pool1")], in: scratch.url,
+                              environment: ["PMEM_IS_PMEM_FORCE": "1"])
+        #expect(nt.status == 0, "\(nt.stdout)\(nt.stderr)")
+        let t = try Trace(contentsOf: scratch.path("nt.pct"))
+        let events = t.events.filter { $0.kind != .stackDefinition }
+        let begin = try #require(events.lastIndex { $0.kind == .opBegin })
+        let inside = events[begin...].prefix { $0.kind != .opEnd }
+        let lastNT = try #require(inside.lastIndex { $0.kind == .ntstore })
+        #expect(inside[lastNT...].contains { $0.kind == .sfence }, "libpmem's own sfence ends the non-temporal copy")
+
+        let skipped = ["PMEM_IS_PMEM_FORCE": "1", "PMEM_NO_FLUSH": "1", "PMEM_NO_MOVNT": "1"]
+        let bad = try powercut(["run"] + op + ["-o", "bad.pctb", "--", exe, scratch.path("pool2")], in: scratch.url,
+                               environment: skipped)
+        #expect(bad.status == 1, "\(bad.stdout)\(bad.stderr)")
+        #expect(bad.stdout.contains("dirty-at-return"))
         let line = Self.line(of: "/* NODRAIN */", in: Self.libpmemProgram)
-        #expect(try Self.sarif("t.pctb", in: scratch).contains("\"main (libpmem-nodrain.c:\(line))\""))
+        #expect(try Self.sarif("bad.pctb", in: scratch).contains("\"main (libpmem-nodrain.c:\(line))\""))
+        let eadr = try powercut(["run", "--domain", "eadr"] + op + ["--", exe, scratch.path("pool3")], in: scratch.url,
+                                environment: skipped)
+        #expect(eadr.status == 0, "\(eadr.stdout)\(eadr.stderr)")
     }
 
     /// Thread 1 writes non-temporal stores; thread 0 fences and asserts the data durable
