@@ -65,7 +65,8 @@
 // contracts and assertions at the cut points where they apply. A verdict decided at an
 // event #k judges the state just after it, cut k+1.
 //
-// HOW IT IS STORED
+// HOW IT IS STORED (the slots: Model+Slots.swift; event tables: Model+Records.swift;
+// thread tags: Model+Threads.swift; ranges: Model+Ranges.swift; queries: Model+Queries.swift)
 //
 // Memory is tracked per cache line (64 bytes unless the trace says otherwise) and
 // sparsely: a line has state only while some byte of it is at risk, so a declared range
@@ -144,96 +145,96 @@ final class PersistenceModel {
     let ntEvicts: Bool
     let strictClflush: Bool
     let lineSize: Int
-    private let lineShift: UInt64
-    private let wordsPerLine: Int
+    let lineShift: UInt64
+    let wordsPerLine: Int
     /// The declared ranges, sorted by base; `pmem` and `pmem-release` between events
     /// add and remove them.
-    private(set) var ranges: [PmemRange]
+    var ranges: [PmemRange]
     // The same ranges as plain numbers, for the per-event lookups (no String retains).
-    private var rangeBase: UnsafeMutablePointer<UInt64>
-    private var rangeLast: UnsafeMutablePointer<UInt64>     // inclusive
-    private var rangeVolatile: UnsafeMutablePointer<Bool>
-    private var rangeCount: Int
-    private var rangeCapacity: Int
-    private var lastRange = 0
+    var rangeBase: UnsafeMutablePointer<UInt64>
+    var rangeLast: UnsafeMutablePointer<UInt64>     // inclusive
+    var rangeVolatile: UnsafeMutablePointer<Bool>
+    var rangeCount: Int
+    var rangeCapacity: Int
+    var lastRange = 0
     /// Stores with at least one byte outside every declared range.
-    private(set) var storesOutside: UInt64 = 0
+    var storesOutside: UInt64 = 0
 
     // Slot storage, grown on demand. Masks are laid out [slot][mask][word].
-    private static let maskCount = 6
-    private static let dirtyMask = 0, flushingMask = 1, wcMask = 2, queuedMask = 3, hintedMask = 4, ntMask = 5
-    private var capacity = 0
-    private var masks: UnsafeMutablePointer<UInt64>
+    static let maskCount = 6
+    static let dirtyMask = 0, flushingMask = 1, wcMask = 2, queuedMask = 3, hintedMask = 4, ntMask = 5
+    var capacity = 0
+    var masks: UnsafeMutablePointer<UInt64>
     // Per byte, an index into the slot's table of events: the newest store (for at-risk
     // bytes) and the event that moved the byte (for flushing and queued bytes). One byte
     // per index for lines of up to 64 bytes, two above. The table holds the event's
     // number and stack; `inlineRecords` entries per slot, more in an overflow table
     // when a line holds that many live ones. The table is compacted when full, so its
     // size follows the distinct events the line's at-risk bytes still name.
-    private let wideIndex: Bool
-    private var storeIdx: UnsafeMutableRawPointer
-    private var viaIdx: UnsafeMutableRawPointer
-    private static let inlineRecords = 16
-    private var recSeq: UnsafeMutablePointer<UInt64>
-    private var recStack: UnsafeMutablePointer<UInt32>
-    private var recCount: UnsafeMutablePointer<Int32>
+    let wideIndex: Bool
+    var storeIdx: UnsafeMutableRawPointer
+    var viaIdx: UnsafeMutableRawPointer
+    static let inlineRecords = 16
+    var recSeq: UnsafeMutablePointer<UInt64>
+    var recStack: UnsafeMutablePointer<UInt32>
+    var recCount: UnsafeMutablePointer<Int32>
     /// Compact the slot's table when its count reaches this.
-    private var recLimit: UnsafeMutablePointer<Int32>
-    private var recExt: UnsafeMutablePointer<Int32>      // index into `overflow` (-1: none)
-    private var overflow: [RecordOverflow] = []
-    private var freeOverflow: [Int32] = []
-    private var lineOf: UnsafeMutablePointer<UInt64>     // the slot's line number
-    private var livePosition: UnsafeMutablePointer<Int32>
-    private var isPending: UnsafeMutablePointer<Bool>
-    private var tagHead: UnsafeMutablePointer<Int32>    // the slot's first thread tag (-1: none)
+    var recLimit: UnsafeMutablePointer<Int32>
+    var recExt: UnsafeMutablePointer<Int32>      // index into `overflow` (-1: none)
+    var overflow: [RecordOverflow] = []
+    var freeOverflow: [Int32] = []
+    var lineOf: UnsafeMutablePointer<UInt64>     // the slot's line number
+    var livePosition: UnsafeMutablePointer<Int32>
+    var isPending: UnsafeMutablePointer<Bool>
+    var tagHead: UnsafeMutablePointer<Int32>    // the slot's first thread tag (-1: none)
     // Free slots and live slots as plain buffers of `capacity` entries: no uniqueness
     // checks when a line comes and goes.
-    private var freeSlots: UnsafeMutablePointer<Int32>
-    private var freeCount = 0
-    private var liveSlots: UnsafeMutablePointer<Int32>
-    private var liveCount = 0
-    private var slotsUsed: Int32 = 0
-    private var table = LineTable()
+    var freeSlots: UnsafeMutablePointer<Int32>
+    var freeCount = 0
+    var liveSlots: UnsafeMutablePointer<Int32>
+    var liveCount = 0
+    var slotsUsed: Int32 = 0
+    var table = LineTable()
     /// Slots in use, dense, for whole-model walks.
     var live: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: liveSlots, count: liveCount) }
     /// One thread: slots with flushing, wc or queued bytes, what a fence or wpqflush must
     /// visit. Several threads: slots with queued bytes (the per-thread lists hold the rest).
-    private var pending: [Int32] = []
-    private var visiting: [Int32] = []
-    private var lastLine: UInt64 = .max
-    private var lastSlot: Int32 = -1
+    var pending: [Int32] = []
+    var visiting: [Int32] = []
+    var lastLine: UInt64 = .max
+    var lastSlot: Int32 = -1
     /// The fast path's cache: the bounds of the last non-volatile range a store hit
     /// (empty when lo > hi), and whether stores may take the fast path at all (lines of
     /// at most 64 bytes, one thread, no counts, no --nt-evicts).
-    private var hotLo: UInt64 = 1
-    private var hotHi: UInt64 = 0
-    private var fastStores = false
+    var hotLo: UInt64 = 1
+    var hotHi: UInt64 = 0
+    var fastStores = false
 
     // Threads. While every event comes from one thread (`soleThread`) the masks say all
     // there is. From the first event of a second thread on (`multi`), each live line
     // also has a tag per thread that touched it: `owned` (at-risk bytes whose newest
     // store is the thread's) and `covered` (flushing bytes a write-back of the thread
     // covers). A fence by T visits only the lines in T's pending list.
-    private var soleThread: UInt32 = 0
-    private(set) var multi = false
+    var soleThread: UInt32 = 0
+    var multi = false
     /// The thread of the events being applied.
-    private(set) var thread: UInt32 = 0
-    private var tagThread: [UInt32] = []
-    private var tagSlot: [Int32] = []
-    private var tagNext: [Int32] = []
-    private var tagPending: [Bool] = []
-    private var tagMasks: [UInt64] = []   // per tag: owned words, then covered words
-    private var tagFree: [Int32] = []
+    var thread: UInt32 = 0
+    var tagThread: [UInt32] = []
+    var tagSlot: [Int32] = []
+    var tagNext: [Int32] = []
+    var tagPending: [Bool] = []
+    var tagMasks: [UInt64] = []   // per tag: owned words, then covered words
+    var tagFree: [Int32] = []
     /// Per thread: slots where its tag may have covered flushing or owned wc bytes (eadr:
     /// also dirty ones). May hold stale entries; a tag's `pending` flag is the truth.
-    private var pendingBy: [UInt32: [Int32]] = [:]
+    var pendingBy: [UInt32: [Int32]] = [:]
 
     /// At-risk bytes by state (dirty, flushing, wc, queued), kept up to date for the
     /// per-cut series. Behind a pointer: no exclusivity checks on the hot path.
-    private let counters: UnsafeMutablePointer<UInt64>
-    private static let cDirty = 0, cFlushing = 1, cWC = 2, cQueued = 3
+    let counters: UnsafeMutablePointer<UInt64>
+    static let cDirty = 0, cFlushing = 1, cWC = 2, cQueued = 3
     /// The most lines at risk at once.
-    private(set) var peakLive = 0
+    var peakLive = 0
 
     var counts: CutCounts {
         CutCounts(dirty: counters[0], flushing: counters[1], wc: counters[2], queued: counters[3])
@@ -304,7 +305,7 @@ final class PersistenceModel {
         table.deallocate()
     }
 
-    private func growSlots(to newCapacity: Int) {
+    func growSlots(to newCapacity: Int) {
         func grow<T>(_ p: inout UnsafeMutablePointer<T>, _ per: Int, _ fill: T) {
             let q = UnsafeMutablePointer<T>.allocate(capacity: newCapacity * per)
             q.initialize(repeating: fill, count: newCapacity * per)
@@ -340,544 +341,8 @@ final class PersistenceModel {
     /// Lines holding at-risk bytes (the model's memory).
     var liveLines: Int { live.count }
 
-    // MARK: Ranges
-
-    /// The index of the declared range that contains `address`.
-    @inline(__always)
-    func rangeIndex(containing address: UInt64) -> Int? {
-        let r = lastRange
-        if r < rangeCount && address >= rangeBase[r] && address <= rangeLast[r] { return r }
-        let lo = firstRange(after: address)
-        guard lo > 0, address <= rangeLast[lo - 1] else { return nil }
-        lastRange = lo - 1
-        return lo - 1
-    }
-
-    /// The index of the first range whose base is above `address`.
-    private func firstRange(after address: UInt64) -> Int {
-        var lo = 0, hi = rangeCount
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if rangeBase[mid] <= address { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
-
-    /// The index of the first range that ends at or after `address`.
-    private func firstRange(endingFrom address: UInt64) -> Int {
-        let i = firstRange(after: address)
-        return i > 0 && rangeLast[i - 1] >= address ? i - 1 : i
-    }
-
-    /// Calls `body` with each piece of [first, last] (inclusive) that lies in a declared
-    /// range, in address order, with that range.
-    func forEachPmemPiece(_ first: UInt64, _ last: UInt64, _ body: (UInt64, UInt64, PmemRange) -> Void) {
-        var i = firstRange(endingFrom: first)
-        while i < rangeCount && rangeBase[i] <= last {
-            body(max(first, rangeBase[i]), min(last, rangeLast[i]), ranges[i])
-            i += 1
-        }
-    }
-
-    /// Calls `body` with the pieces of [first, last] that no declared range covers.
-    func forEachUntrackedPiece(_ first: UInt64, _ last: UInt64, _ body: (UInt64, UInt64) -> Void) {
-        var cursor = first
-        var i = firstRange(endingFrom: first)
-        while i < rangeCount && rangeBase[i] <= last {
-            if rangeBase[i] > cursor { body(cursor, rangeBase[i] - 1) }
-            if rangeLast[i] >= last { return }
-            cursor = rangeLast[i] + 1
-            i += 1
-        }
-        body(cursor, last)
-    }
-
-    /// `pmem` between events: a range tracked from here on. The reader has checked that
-    /// it overlaps no range tracked now.
-    func addRange(_ r: PmemRange) {
-        guard r.length > 0 else { return }
-        if rangeCount == rangeCapacity {
-            let c = rangeCapacity * 2
-            func grow<T>(_ p: inout UnsafeMutablePointer<T>) {
-                let q = UnsafeMutablePointer<T>.allocate(capacity: c)
-                q.moveInitialize(from: p, count: rangeCount)
-                p.deallocate()
-                p = q
-            }
-            grow(&rangeBase)
-            grow(&rangeLast)
-            grow(&rangeVolatile)
-            rangeCapacity = c
-        }
-        let i = firstRange(after: r.base)
-        let tail = rangeCount - i
-        (rangeBase + i + 1).moveInitialize(from: rangeBase + i, count: tail)
-        (rangeLast + i + 1).moveInitialize(from: rangeLast + i, count: tail)
-        (rangeVolatile + i + 1).moveInitialize(from: rangeVolatile + i, count: tail)
-        rangeBase[i] = r.base
-        rangeLast[i] = r.base &+ (r.length - 1)
-        rangeVolatile[i] = r.isVolatile
-        ranges.insert(r, at: i)
-        rangeCount += 1
-        lastRange = i
-    }
-
-    /// `pmem-release BASE LEN`: the range declared with exactly this base and length
-    /// stops being tracked and its bytes' states are dropped. False when no such range.
-    @discardableResult
-    func removeRange(base: UInt64, length: UInt64) -> Bool {
-        let i = firstRange(after: base) - 1
-        guard i >= 0, rangeBase[i] == base, ranges[i].length == length else { return false }
-        dropStates(base, rangeLast[i])
-        hotLo = 1
-        hotHi = 0
-        let tail = rangeCount - i - 1
-        (rangeBase + i).moveInitialize(from: rangeBase + i + 1, count: tail)
-        (rangeLast + i).moveInitialize(from: rangeLast + i + 1, count: tail)
-        (rangeVolatile + i).moveInitialize(from: rangeVolatile + i + 1, count: tail)
-        ranges.remove(at: i)
-        rangeCount -= 1
-        lastRange = 0
-        return true
-    }
-
-    /// Forgets the state of every byte of [first, last].
-    private func dropStates(_ first: UInt64, _ last: UInt64) {
-        let lineMask = UInt64(lineSize - 1)
-        let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
-        for (line, s) in slots(firstLine, lastLineNumber) {
-            let lo = line == firstLine ? Int(first & lineMask) : 0
-            let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
-            forEachWord(lo, hi) { w, m in
-                for k in 0..<Self.maskCount {
-                    let p = maskPointer(s, k)
-                    if k <= Self.queuedMask { counters[k] -= pop(p[w] & m) }
-                    p[w] &= ~m
-                }
-                var t = tagHead[Int(s)]
-                while t >= 0 {
-                    tagMasks[tagOwned(t) + w] &= ~m
-                    tagMasks[tagCovered(t) + w] &= ~m
-                    t = tagNext[Int(t)]
-                }
-            }
-            if isAllDurable(s) { release(s) }
-        }
-    }
-
-    // MARK: Slots
-
-    @inline(__always)
-    private func slot(forLine line: UInt64, create: Bool) -> Int32? {
-        if line == lastLine { return lastSlot }
-        if let s = table.find(line) {
-            lastLine = line
-            lastSlot = s
-            return s
-        }
-        guard create else { return nil }
-        let s: Int32
-        if freeCount > 0 {
-            freeCount &-= 1
-            s = freeSlots[freeCount]
-        } else {
-            if Int(slotsUsed) == capacity { growSlots(to: capacity * 2) }
-            s = slotsUsed
-            slotsUsed += 1
-        }
-        table.insert(line, s)
-        lineOf[Int(s)] = line
-        livePosition[Int(s)] = Int32(live.count)
-        liveSlots[liveCount] = s
-        liveCount &+= 1
-        if live.count > peakLive { peakLive = live.count }
-        lastLine = line
-        lastSlot = s
-        return s
-    }
-
-    /// The live slots of lines firstLine...lastLine, in line order.
-    private func slots(_ firstLine: UInt64, _ lastLine: UInt64) -> [(UInt64, Int32)] {
-        var out: [(UInt64, Int32)] = []
-        if live.isEmpty { return out }
-        if lastLine - firstLine < UInt64(live.count) {
-            var line = firstLine
-            while true {
-                if let s = table.find(line) { out.append((line, s)) }
-                if line == lastLine { break }
-                line += 1
-            }
-        } else {
-            for s in live {
-                let line = lineOf[Int(s)]
-                if line >= firstLine && line <= lastLine { out.append((line, s)) }
-            }
-            out.sort { $0.0 < $1.0 }
-        }
-        return out
-    }
-
-    /// Drops a slot whose bytes are all durable.
-    private func release(_ s: Int32) {
-        if isPending[Int(s)] { removeFromPending(s) }
-        let line = lineOf[Int(s)]
-        table.remove(line)
-        if lastLine == line { lastLine = .max; lastSlot = -1 }
-        let p = Int(livePosition[Int(s)])
-        liveCount &-= 1
-        let moved = liveSlots[liveCount]
-        if moved != s {
-            liveSlots[p] = moved
-            livePosition[Int(moved)] = Int32(p)
-        }
-        livePosition[Int(s)] = -1
-        let m = masks + Int(s) * Self.maskCount * wordsPerLine
-        m.update(repeating: 0, count: Self.maskCount * wordsPerLine)
-        if tagHead[Int(s)] >= 0 { freeTags(s) }
-        recCount[Int(s)] = 0
-        recLimit[Int(s)] = Int32(Self.inlineRecords)
-        if recExt[Int(s)] >= 0 {
-            overflow[Int(recExt[Int(s)])].removeAll()
-            freeOverflow.append(recExt[Int(s)])
-            recExt[Int(s)] = -1
-        }
-        freeSlots[freeCount] = s
-        freeCount &+= 1
-    }
-
-    @inline(__always)
-    private func maskPointer(_ s: Int32, _ which: Int) -> UnsafeMutablePointer<UInt64> {
-        masks + (Int(s) * Self.maskCount + which) * wordsPerLine
-    }
-
-    private func isAllDurable(_ s: Int32) -> Bool {
-        let m = masks + Int(s) * Self.maskCount * wordsPerLine
-        for w in 0..<(4 * wordsPerLine) where m[w] != 0 { return false }
-        return true
-    }
-
-    private func hasPendingBytes(_ s: Int32) -> Bool {
-        for w in 0..<wordsPerLine {
-            if maskPointer(s, Self.flushingMask)[w] | maskPointer(s, Self.wcMask)[w] | maskPointer(s, Self.queuedMask)[w] != 0 {
-                return true
-            }
-        }
-        return false
-    }
-
-    private func hasQueuedBytes(_ s: Int32) -> Bool {
-        for w in 0..<wordsPerLine where maskPointer(s, Self.queuedMask)[w] != 0 { return true }
-        return false
-    }
-
-    @inline(__always)
-    private func markPending(_ s: Int32) {
-        if !isPending[Int(s)] {
-            isPending[Int(s)] = true
-            pending.append(s)
-        }
-    }
-
-    private func removeFromPending(_ s: Int32) {
-        if let i = pending.firstIndex(of: s) { pending.remove(at: i) }
-        isPending[Int(s)] = false
-    }
-
-    @inline(__always)
-    private static func bits(_ lo: Int, _ hi: Int) -> UInt64 {
-        // Bits lo..<hi of a word, 0 <= lo < hi <= 64.
-        (UInt64.max &>> UInt64(truncatingIfNeeded: 64 &- (hi &- lo))) &<< UInt64(truncatingIfNeeded: lo)
-    }
-
-    /// Calls `body` with each word of bytes lo..<hi of a line and the mask of those bytes in it.
-    @inline(__always)
-    private func forEachWord(_ lo: Int, _ hi: Int, _ body: (Int, UInt64) -> Void) {
-        var w = lo >> 6
-        let lastWord = (hi - 1) >> 6
-        while w <= lastWord {
-            body(w, Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6)))
-            w += 1
-        }
-    }
-
-    @inline(__always)
-    private func pop(_ x: UInt64) -> UInt64 { counting ? UInt64(x.nonzeroBitCount) : 0 }
-
-    // MARK: Event records
-
-    @inline(__always)
-    private func setStore(_ s: Int32, _ lo: Int, _ hi: Int, _ r: Int) {
-        if wideIndex {
-            (storeIdx.assumingMemoryBound(to: UInt16.self) + Int(s) * lineSize + lo).update(repeating: UInt16(r), count: hi - lo)
-            return
-        }
-        // Eight indices at a time: stores are mostly a few bytes, too short for memset.
-        let p = storeIdx + (Int(s) &* lineSize &+ lo)
-        let n = hi &- lo
-        let pattern = UInt64(truncatingIfNeeded: r) &* 0x0101_0101_0101_0101
-        if n == 8 {
-            p.storeBytes(of: pattern, as: UInt64.self)
-            return
-        }
-        var i = 0
-        while i &+ 8 <= n {
-            p.storeBytes(of: pattern, toByteOffset: i, as: UInt64.self)
-            i &+= 8
-        }
-        while i < n {
-            p.storeBytes(of: UInt8(truncatingIfNeeded: r), toByteOffset: i, as: UInt8.self)
-            i &+= 1
-        }
-    }
-
-    /// The bytes of word w set in `bytes` were moved by event record r.
-    @inline(__always)
-    private func setVia(_ s: Int32, _ w: Int, _ bytes: UInt64, _ r: Int) {
-        var b = bytes
-        let base = Int(s) * lineSize + (w << 6)
-        if wideIndex {
-            let p = viaIdx.assumingMemoryBound(to: UInt16.self) + base
-            while b != 0 {
-                p[b.trailingZeroBitCount] = UInt16(r)
-                b &= b - 1
-            }
-        } else {
-            let p = viaIdx.assumingMemoryBound(to: UInt8.self) + base
-            while b != 0 {
-                p[b.trailingZeroBitCount] = UInt8(r)
-                b &= b - 1
-            }
-        }
-    }
-
-    @inline(__always)
-    private func storeIndex(_ s: Int32, _ i: Int) -> Int {
-        wideIndex ? Int(storeIdx.assumingMemoryBound(to: UInt16.self)[Int(s) * lineSize + i])
-            : Int(storeIdx.assumingMemoryBound(to: UInt8.self)[Int(s) * lineSize + i])
-    }
-
-    @inline(__always)
-    private func viaIndex(_ s: Int32, _ i: Int) -> Int {
-        wideIndex ? Int(viaIdx.assumingMemoryBound(to: UInt16.self)[Int(s) * lineSize + i])
-            : Int(viaIdx.assumingMemoryBound(to: UInt8.self)[Int(s) * lineSize + i])
-    }
-
-    /// The event number and stack of record r of slot s.
-    private func record(_ s: Int32, _ r: Int) -> (seq: UInt64, stack: UInt32) {
-        if r < Self.inlineRecords {
-            let k = Int(s) * Self.inlineRecords + r
-            return (recSeq[k], recStack[k])
-        }
-        let o = overflow[Int(recExt[Int(s)])]
-        return (o.seq[r - Self.inlineRecords], o.stack[r - Self.inlineRecords])
-    }
-
-    /// Adds an event to the slot's table and returns its index.
-    @inline(__always)
-    private func addRecord(_ s: Int32, seq: UInt64, stack: UInt32) -> Int {
-        let n = Int(recCount[Int(s)])
-        if n < Self.inlineRecords && n < Int(recLimit[Int(s)]) {
-            let k = Int(s) &* Self.inlineRecords &+ n
-            recSeq[k] = seq
-            recStack[k] = stack
-            recCount[Int(s)] = Int32(truncatingIfNeeded: n &+ 1)
-            return n
-        }
-        return addRecordSlowly(s, seq: seq, stack: stack)
-    }
-
-    private func addRecordSlowly(_ s: Int32, seq: UInt64, stack: UInt32) -> Int {
-        if recCount[Int(s)] >= recLimit[Int(s)] {
-            compactRecords(s)
-            // Room for as many again as are live, so compaction stays rare, within what
-            // the index width can name.
-            let live = Int(recCount[Int(s)])
-            recLimit[Int(s)] = Int32(min(max(Self.inlineRecords, 2 * live + 1), wideIndex ? 65536 : 256))
-        }
-        let n = Int(recCount[Int(s)])
-        if n < Self.inlineRecords { return addRecord(s, seq: seq, stack: stack) }
-        if recExt[Int(s)] < 0 {
-            if let f = freeOverflow.popLast() {
-                recExt[Int(s)] = f
-            } else {
-                recExt[Int(s)] = Int32(overflow.count)
-                overflow.append(RecordOverflow())
-            }
-        }
-        let o = overflow[Int(recExt[Int(s)])]
-        o.seq.append(seq)
-        o.stack.append(stack)
-        recCount[Int(s)] = Int32(n + 1)
-        return n
-    }
-
-    /// Keeps only the records that at-risk bytes still name, renumbered.
-    private func compactRecords(_ s: Int32) {
-        let n = Int(recCount[Int(s)])
-        var remap = [Int32](repeating: -1, count: n)
-        var kept: [(UInt64, UInt32)] = []
-        func keep(_ r: Int) -> Int {
-            if remap[r] < 0 {
-                remap[r] = Int32(kept.count)
-                kept.append(record(s, r))
-            }
-            return Int(remap[r])
-        }
-        for w in 0..<wordsPerLine {
-            let risky = maskPointer(s, Self.dirtyMask)[w] | maskPointer(s, Self.flushingMask)[w]
-                | maskPointer(s, Self.wcMask)[w] | maskPointer(s, Self.queuedMask)[w]
-            let moved = maskPointer(s, Self.flushingMask)[w] | maskPointer(s, Self.queuedMask)[w]
-            var b = risky
-            while b != 0 {
-                let i = (w << 6) + b.trailingZeroBitCount
-                let r = keep(storeIndex(s, i))
-                setStore(s, i, i + 1, r)
-                b &= b - 1
-            }
-            b = moved
-            while b != 0 {
-                let bit = b & (0 &- b)
-                let i = (w << 6) + b.trailingZeroBitCount
-                setVia(s, w, bit, keep(viaIndex(s, i)))
-                b &= b - 1
-            }
-        }
-        let base = Int(s) * Self.inlineRecords
-        for (k, r) in kept.prefix(Self.inlineRecords).enumerated() {
-            recSeq[base + k] = r.0
-            recStack[base + k] = r.1
-        }
-        if recExt[Int(s)] >= 0 {
-            let o = overflow[Int(recExt[Int(s)])]
-            o.removeAll()
-            for r in kept.dropFirst(Self.inlineRecords) {
-                o.seq.append(r.0)
-                o.stack.append(r.1)
-            }
-        }
-        recCount[Int(s)] = Int32(kept.count)
-    }
-
-    // MARK: Thread tags
-
-    /// The thread of the events that follow.
-    func setThread(_ t: UInt32) {
-        thread = t
-        guard !multi, t != soleThread else { return }
-        if live.isEmpty { soleThread = t } else { enterMulti() }
-    }
-
-    /// A second thread appeared: every at-risk byte so far is the sole thread's.
-    private func enterMulti() {
-        multi = true
-        fastStores = false
-        for s in live {
-            let tg = makeTag(s, soleThread)
-            var needsFence = false
-            for w in 0..<wordsPerLine {
-                let flushing = maskPointer(s, Self.flushingMask)[w], wc = maskPointer(s, Self.wcMask)[w]
-                let dirty = maskPointer(s, Self.dirtyMask)[w]
-                tagMasks[tagOwned(tg) + w] = dirty | wc | flushing
-                tagMasks[tagCovered(tg) + w] = flushing
-                if flushing | wc != 0 || (domain == .eadr && dirty != 0) { needsFence = true }
-            }
-            if needsFence { markThreadPending(tg) }
-        }
-        // The shared list keeps only the lines with queued bytes.
-        for s in pending { isPending[Int(s)] = false }
-        let old = pending
-        pending.removeAll(keepingCapacity: true)
-        for s in old where hasQueuedBytes(s) { markPending(s) }
-    }
-
-    @inline(__always) private func tagOwned(_ t: Int32) -> Int { Int(t) * 2 * wordsPerLine }
-    @inline(__always) private func tagCovered(_ t: Int32) -> Int { Int(t) * 2 * wordsPerLine + wordsPerLine }
-
-    private func tag(_ s: Int32, _ thread: UInt32) -> Int32? {
-        var t = tagHead[Int(s)]
-        while t >= 0 {
-            if tagThread[Int(t)] == thread { return t }
-            t = tagNext[Int(t)]
-        }
-        return nil
-    }
-
-    private func makeTag(_ s: Int32, _ thread: UInt32) -> Int32 {
-        if let t = tag(s, thread) { return t }
-        let t: Int32
-        if let f = tagFree.popLast() {
-            t = f
-            tagThread[Int(t)] = thread
-            tagSlot[Int(t)] = s
-            tagPending[Int(t)] = false
-            for w in 0..<(2 * wordsPerLine) { tagMasks[tagOwned(t) + w] = 0 }
-        } else {
-            t = Int32(tagThread.count)
-            tagThread.append(thread)
-            tagSlot.append(s)
-            tagNext.append(-1)
-            tagPending.append(false)
-            tagMasks.append(contentsOf: repeatElement(0, count: 2 * wordsPerLine))
-        }
-        tagNext[Int(t)] = tagHead[Int(s)]
-        tagHead[Int(s)] = t
-        return t
-    }
-
-    private func freeTags(_ s: Int32) {
-        var t = tagHead[Int(s)]
-        while t >= 0 {
-            tagPending[Int(t)] = false
-            tagSlot[Int(t)] = -1
-            tagFree.append(t)
-            t = tagNext[Int(t)]
-        }
-        tagHead[Int(s)] = -1
-    }
-
-    private func markThreadPending(_ t: Int32) {
-        guard !tagPending[Int(t)] else { return }
-        tagPending[Int(t)] = true
-        let thread = tagThread[Int(t)]
-        pendingBy[thread, default: []].append(tagSlot[Int(t)])
-        if let n = pendingBy[thread]?.count, n > 64 && n > 2 * live.count {
-            // Drop stale entries (lines released or fenced since) so the list follows
-            // what is at risk.
-            var seen = Set<Int32>()
-            pendingBy[thread] = pendingBy[thread]!.filter { s in
-                guard let tg = tag(s, thread), tagPending[Int(tg)] else { return false }
-                return seen.insert(s).inserted
-            }
-        }
-    }
-
-    /// A store by `thread` to bytes lo..<hi of slot s (masks already updated): the
-    /// bytes' newest store is the thread's.
-    private func tagStore(_ s: Int32, _ lo: Int, _ hi: Int, nonTemporal: Bool) {
-        let mine = makeTag(s, thread)
-        forEachWord(lo, hi) { w, m in
-            var t = tagHead[Int(s)]
-            while t >= 0 {
-                tagMasks[tagOwned(t) + w] &= ~m
-                tagMasks[tagCovered(t) + w] &= ~m
-                t = tagNext[Int(t)]
-            }
-            tagMasks[tagOwned(mine) + w] |= m
-        }
-        if nonTemporal || domain == .eadr { markThreadPending(mine) }
-    }
-
-    /// A write-back by `thread`: it covers every flushing byte of the line.
-    private func tagWriteBack(_ s: Int32) {
-        var any = false
-        for w in 0..<wordsPerLine where maskPointer(s, Self.flushingMask)[w] != 0 { any = true }
-        guard any else { return }
-        let mine = makeTag(s, thread)
-        for w in 0..<wordsPerLine { tagMasks[tagCovered(mine) + w] |= maskPointer(s, Self.flushingMask)[w] }
-        markThreadPending(mine)
-    }
-
     // MARK: Events
+
 
     /// A cached or non-temporal store of `size` bytes. Only the parts in non-volatile
     /// declared pmem are tracked.
@@ -894,7 +359,7 @@ final class PersistenceModel {
 
     /// The fast path: a store within one line of at most 64 bytes, one thread, no counts.
     @inline(__always)
-    private func storeInLine(_ s: Int32, _ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
+    func storeInLine(_ s: Int32, _ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         let lineMask = UInt64(truncatingIfNeeded: lineSize &- 1)
         let lo = Int(truncatingIfNeeded: first & lineMask), hi = Int(truncatingIfNeeded: last & lineMask) &+ 1
         // The record first: compacting the table reads the masks as they were.
@@ -918,7 +383,7 @@ final class PersistenceModel {
     }
 
     @inline(never)
-    private func storeSlowly(_ address: UInt64, _ last: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
+    func storeSlowly(_ address: UInt64, _ last: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         if let r = rangeIndex(containing: address), last <= rangeLast[r] {
             if !rangeVolatile[r] {
                 hotLo = rangeBase[r]
@@ -946,7 +411,7 @@ final class PersistenceModel {
 
     /// --nt-evicts: a non-temporal store evicts its line with the line's dirty bytes,
     /// which become flushing (covered by the storing thread).
-    private func evict(_ s: Int32, seq: UInt64) {
+    func evict(_ s: Int32, seq: UInt64) {
         let dirty = maskPointer(s, Self.dirtyMask), flushing = maskPointer(s, Self.flushingMask)
         var any = false
         for w in 0..<wordsPerLine where dirty[w] != 0 { any = true }
@@ -965,7 +430,7 @@ final class PersistenceModel {
     }
 
     @inline(__always)
-    private func storeTracked(_ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
+    func storeTracked(_ first: UInt64, _ last: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         if fastStores && first >> lineShift == last >> lineShift {
             // The common case: one line of at most 64 bytes, one word per mask, one thread.
             storeInLine(slot(forLine: first >> lineShift, create: true)!, first, last, seq: seq, stack: stack,
@@ -984,7 +449,7 @@ final class PersistenceModel {
         }
     }
 
-    private func storeLine(_ s: Int32, _ lo: Int, _ hi: Int, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
+    func storeLine(_ s: Int32, _ lo: Int, _ hi: Int, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         let dirty = maskPointer(s, Self.dirtyMask), flushing = maskPointer(s, Self.flushingMask)
         let wc = maskPointer(s, Self.wcMask), queued = maskPointer(s, Self.queuedMask)
         let hinted = maskPointer(s, Self.hintedMask), nt = maskPointer(s, Self.ntMask)
@@ -1015,7 +480,7 @@ final class PersistenceModel {
     }
 
     /// Does any declared range, volatile or not, overlap the line?
-    private func lineKind(_ line: UInt64) -> (pmem: Bool, volatileOnly: Bool) {
+    func lineKind(_ line: UInt64) -> (pmem: Bool, volatileOnly: Bool) {
         let first = line << lineShift
         let last = first &+ UInt64(lineSize - 1)
         var any = false, persistent = false
@@ -1138,7 +603,7 @@ final class PersistenceModel {
     /// write-backs covered and the wc bytes it stored (eadr: and the dirty bytes it
     /// stored last) move on; in wpq, bytes queued when a flush hint was written (by any
     /// thread) reach the media.
-    private func fenceByThread(seq: UInt64) {
+    func fenceByThread(seq: UInt64) {
         if domain == .wpq {
             swap(&pending, &visiting)
             for s in visiting {
@@ -1213,113 +678,6 @@ final class PersistenceModel {
         }
     }
 
-    // MARK: Queries
-
-    /// The at-risk bytes of [first, last] in the given states, as maximal runs of the
-    /// same state, store, stack and via, in address order.
-    /// Whether [first, last] holds any byte in the given states; no allocation, so the
-    /// contracts of clean ops cost little.
-    func hasRisk(_ first: UInt64, _ last: UInt64, states: StateSet) -> Bool {
-        if live.isEmpty { return false }
-        let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
-        let lineMask = UInt64(lineSize - 1)
-        func check(_ line: UInt64, _ s: Int32) -> Bool {
-            let lo = line == firstLine ? Int(first & lineMask) : 0
-            let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
-            for w in (lo >> 6)...((hi - 1) >> 6) {
-                var m: UInt64 = 0
-                if states.contains(.dirty) { m |= maskPointer(s, Self.dirtyMask)[w] }
-                if states.contains(.flushing) { m |= maskPointer(s, Self.flushingMask)[w] }
-                if states.contains(.wc) { m |= maskPointer(s, Self.wcMask)[w] }
-                if states.contains(.queued) { m |= maskPointer(s, Self.queuedMask)[w] }
-                if m & Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6)) != 0 { return true }
-            }
-            return false
-        }
-        if lastLineNumber - firstLine < UInt64(live.count) {
-            var line = firstLine
-            while true {
-                if let s = table.find(line), check(line, s) { return true }
-                if line == lastLineNumber { return false }
-                line += 1
-            }
-        }
-        for s in live {
-            let line = lineOf[Int(s)]
-            if line >= firstLine && line <= lastLineNumber && check(line, s) { return true }
-        }
-        return false
-    }
-
-    func risks(_ first: UInt64, _ last: UInt64, states: StateSet = .atRisk) -> [RiskRun] {
-        var runs: [RiskRun] = []
-        if !hasRisk(first, last, states: states) { return runs }
-        let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
-        var slots: [(UInt64, Int32)] = []
-        if lastLineNumber - firstLine < UInt64(live.count) {
-            var line = firstLine
-            while true {
-                if let s = table.find(line) { slots.append((line, s)) }
-                if line == lastLineNumber { break }
-                line += 1
-            }
-        } else {
-            for s in live {
-                let line = lineOf[Int(s)]
-                if line >= firstLine && line <= lastLineNumber { slots.append((line, s)) }
-            }
-            slots.sort { $0.0 < $1.0 }
-        }
-        let lineMask = UInt64(lineSize - 1)
-        for (line, s) in slots {
-            let lo = line == firstLine ? Int(first & lineMask) : 0
-            let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
-            for i in lo..<hi {
-                let w = i >> 6, bit = UInt64(1) << UInt64(i & 63)
-                let state: ByteState
-                if maskPointer(s, Self.dirtyMask)[w] & bit != 0 {
-                    guard states.contains(.dirty) else { continue }
-                    state = .dirty
-                } else if maskPointer(s, Self.flushingMask)[w] & bit != 0 {
-                    guard states.contains(.flushing) else { continue }
-                    state = .flushing
-                } else if maskPointer(s, Self.wcMask)[w] & bit != 0 {
-                    guard states.contains(.wc) else { continue }
-                    state = .wc
-                } else if maskPointer(s, Self.queuedMask)[w] & bit != 0 {
-                    guard states.contains(.queued) else { continue }
-                    state = .queued
-                } else {
-                    continue
-                }
-                let address = (line << lineShift) | UInt64(i)
-                let (store, stack) = record(s, storeIndex(s, i))
-                let nonTemporal = maskPointer(s, Self.ntMask)[w] & bit != 0
-                let via: UInt64? = state == .flushing || state == .queued ? record(s, viaIndex(s, i)).seq : nil
-                if var r = runs.last, r.start &+ r.length == address, r.state == state, r.store == store,
-                   r.stack == stack, r.via == via, r.nonTemporal == nonTemporal {
-                    r.length += 1
-                    runs[runs.count - 1] = r
-                } else {
-                    runs.append(RiskRun(start: address, length: 1, state: state, store: store, nonTemporal: nonTemporal,
-                                        stack: stack, via: via))
-                }
-            }
-        }
-        return runs
-    }
-
-    /// The state of one byte (durable when untracked or not pmem).
-    func state(of address: UInt64) -> ByteState {
-        guard let s = table.find(address >> lineShift) else { return .durable }
-        let i = Int(address & UInt64(lineSize - 1))
-        let w = i >> 6, bit = UInt64(1) << UInt64(i & 63)
-        if maskPointer(s, Self.dirtyMask)[w] & bit != 0 { return .dirty }
-        if maskPointer(s, Self.flushingMask)[w] & bit != 0 { return .flushing }
-        if maskPointer(s, Self.wcMask)[w] & bit != 0 { return .wc }
-        if maskPointer(s, Self.queuedMask)[w] & bit != 0 { return .queued }
-        return .durable
-    }
 }
 
 /// The event records of a line that holds more live ones than fit in its slot.
