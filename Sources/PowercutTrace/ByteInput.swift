@@ -106,7 +106,23 @@ final class ByteInput {
     /// end. The pointer is valid until the next call. A line longer than `maxLength`
     /// bytes comes back as its first `maxLength + 1` bytes (so the caller can say so and
     /// quote it) and is not consumed: no more than that of one line is ever held.
+    @inline(__always)
     func nextLine(maxLength: Int) throws(TraceError) -> UnsafeBufferPointer<UInt8>? {
+        // Fast path: the whole line is in the buffer.
+        let available = end - position
+        if available > 0, let nl = memchr(buffer + position, 0x0A, min(available, maxLength + 1)) {
+            let lineEnd = buffer.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+            var count = lineEnd - position
+            if count > 0 && buffer[lineEnd - 1] == 0x0D { count -= 1 }
+            let line = UnsafeBufferPointer(start: buffer + position, count: count)
+            position = lineEnd + 1
+            return line
+        }
+        return try slowNextLine(maxLength: maxLength)
+    }
+
+    @inline(never)
+    private func slowNextLine(maxLength: Int) throws(TraceError) -> UnsafeBufferPointer<UInt8>? {
         var scanFrom = position
         while true {
             let limit = min(end, position + maxLength + 1)

@@ -104,7 +104,7 @@ final class TextTraceReader {
 
     @inline(never)
     private func lineTooLong(_ l: UnsafeBufferPointer<UInt8>) -> TraceError {
-        fail("line longer than \(TraceValidator.maxLineLength >> 20) MiB, starting '\(TraceText.quote(l))' (the longest valid record is about 8 MiB; is this a trace?)")
+        fail("line longer than \(TraceValidator.maxLineLength >> 20) MiB, starting '\(TraceText.quote(l))' (no record is that long: the longest, a 1 MiB store with data=, is about 2 MiB; is this a trace?)")
     }
 
     @inline(__always)

@@ -13,6 +13,9 @@ struct TraceValidator {
     static let maxLineLength = 8 << 20
 
     private(set) var stacks: [UInt32: [UInt64]] = [:]
+    /// Which stack IDs below 65,536 are defined, one bit each: the usual IDs are
+    /// checked without hashing.
+    private var definedLow = [UInt64](repeating: 0, count: 1024)
     /// The pmem ranges tracked at this point.
     private var tracked = RangeTree()
     private var usedOps = OpIDSet()
@@ -126,6 +129,7 @@ struct TraceValidator {
         if frames.count > Self.maxFrames { return "stack \(id) has \(frames.count) frames (at most \(Self.maxFrames))" }
         if stacks[id] != nil { return "stack \(id) is defined twice (stack IDs are unique)" }
         stacks[id] = frames
+        if id < 65536 { definedLow[Int(id >> 6)] |= 1 << UInt64(id & 63) }
         return nil
     }
 
@@ -134,7 +138,8 @@ struct TraceValidator {
     @inline(__always)
     mutating func event(_ e: Event, at: Location) -> String? {
         if e.stack != 0 && e.stack != lastStack {
-            if stacks[e.stack] == nil { return undefinedStack(e.stack) }
+            let known = e.stack < 65536 ? definedLow[Int(e.stack >> 6)] & (1 << UInt64(e.stack & 63)) != 0 : stacks[e.stack] != nil
+            if !known { return undefinedStack(e.stack) }
             lastStack = e.stack
         }
         switch e.kind {
