@@ -132,7 +132,7 @@ struct Check: ParsableCommand {
         case .brief:
             text = shown.map { BriefReport().render($0) }.joined()
         case .sarif:
-            text = SARIFReport(toolVersion: PowercutVersion.string).render(triage)
+            text = SARIFReport(toolVersion: PowercutVersion.release).render(triage)
         case .junit:
             text = JUnitReport(frames: frames).render(triage)
         case .github:

@@ -82,3 +82,13 @@ import Testing
         #expect(check.stdout.hasPrefix("== \(one): 1 event, 0 ops, domain adr, 64-byte lines\n"), "\(check.stdout)")
     }
 }
+
+@Suite struct VersionTests {
+    @Test func theVersionNamesTheTraceFormatAndTheLibrariesLoaded() throws {
+        let v = try powercut(["--version"])
+        #expect(v.status == 0)
+        #expect(v.stdout.hasPrefix("0.1.0 (trace format: text 1, binary 1; capstone "), "\(v.stdout)")
+        #expect(!v.stdout.contains("not loaded"), "the recorder links capstone and libunwind: \(v.stdout)")
+        #expect(v.stdout.contains("; libunwind libunwind"), "\(v.stdout)")
+    }
+}
