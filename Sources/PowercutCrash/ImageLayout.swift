@@ -49,8 +49,6 @@ public final class ImageLayout: @unchecked Sendable {
         var seeds: [Int: String] = [:]
         for (spec, file) in initial {
             guard let i = Self.find(spec, in: ranges) else {
-                let known = ranges.map { $0.name.map { "\($0) (\(hex(0)))" } ?? hex($0.base) }
-                _ = known
                 throw CrashError(.usage, "--initial \(quoted(spec)): no tracked range has that name or base address (ranges: \(ranges.map { $0.name ?? hex($0.base) }.joined(separator: ", ")))")
             }
             if seeds[i] != nil { throw CrashError(.usage, "--initial names range \(ranges[i].name ?? hex(ranges[i].base)) twice") }

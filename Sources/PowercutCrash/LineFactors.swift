@@ -6,11 +6,6 @@ enum LineFactors {
     /// than that in one line is refused rather than enumerated for minutes.
     static let maxChoices = 1 << 22
 
-    struct Built {
-        /// Factors with at least two contents (line index left 0).
-        var digits: [Factor]
-    }
-
     static func build(_ line: LineState) throws(CrashError) -> [Factor] {
         let g = line.guaranteed, m = line.cachedTotal
         let lineSize = line.base.count
@@ -90,7 +85,7 @@ enum LineFactors {
             var hashes: [UInt64] = []
             var choices: [FactorChoice] = []
             var content = [UInt8](repeating: 0, count: width)
-            var p = withCached ? m : m
+            var p = m
             while true {
                 var mask = (1 << k) - 1
                 while mask >= 0 {
