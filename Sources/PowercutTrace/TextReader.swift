@@ -217,11 +217,8 @@ final class TextTraceReader {
         return .unknown
     }
 
-    // TODO(lead): name the new records here too — "…, op, durable, mark, pmem,
-    // pmem-release, stack; or before the events: line-size, domain, module, init, meta" —
-    // together with the exact message in powercutTests/CheckCommandTests.
     private static let expectedRecords =
-        "store, ntstore, clwb, clflushopt, clflush, sfence, mfence, fence, wpqflush, op, durable, stack; or before the events: line-size, domain, pmem, module, meta"
+        "store, ntstore, clwb, clflushopt, clflush, sfence, mfence, fence, wpqflush, op, durable, mark, pmem, pmem-release, stack; or before the events: line-size, domain, module, init, meta"
 
     // MARK: Header
 

@@ -78,7 +78,7 @@ import Testing
         let run = try powercut(["check", "--format", "json", clean, bad])
         #expect(run.status == 65)
         #expect(run.stdout.isEmpty, "no partial report")
-        #expect(run.stderr == "powercut: \(bad):3: unknown record 'stor' (expected store, ntstore, clwb, clflushopt, clflush, sfence, mfence, fence, wpqflush, op, durable, stack; or before the events: line-size, domain, pmem, module, meta)\n")
+        #expect(run.stderr == "powercut: \(bad):3: unknown record 'stor' (expected store, ntstore, clwb, clflushopt, clflush, sfence, mfence, fence, wpqflush, op, durable, mark, pmem, pmem-release, stack; or before the events: line-size, domain, module, init, meta)\n")
     }
 
     @Test func aMissingFileExits65() throws {
