@@ -1,6 +1,6 @@
 import PowercutTrace
 
-/// The rules of persistence-model.md.
+/// The rules of the persistence model (Docs/model.md).
 public enum Rule: String, Sendable, CaseIterable, Codable {
     case notDurable = "not-durable"
     case dirtyAtReturn = "dirty-at-return"
@@ -61,7 +61,7 @@ public enum Severity: String, Sendable, Comparable, Codable {
     public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
 }
 
-/// A byte's place in an op's destination (persistence-model.md, "Position").
+/// A byte's place in an op's destination (Docs/model.md, positions).
 public enum Position: String, Sendable, Codable {
     case head, body, tail, outside
 }

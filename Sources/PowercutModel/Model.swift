@@ -139,7 +139,7 @@ enum WriteBackOutcome {
     case wroteBack
 }
 
-/// The per-byte state machine of persistence-model.md over sparse cache lines.
+/// The per-byte state machine of the persistence model (Docs/model.md) over sparse cache lines.
 final class PersistenceModel {
     let domain: Domain
     let ntEvicts: Bool

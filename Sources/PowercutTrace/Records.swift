@@ -62,7 +62,7 @@ public enum EventKind: UInt8, Sendable, CaseIterable {
     }
 }
 
-/// What a copy routine promises about its destination range (persistence-model.md).
+/// What a copy routine promises about its destination range (Docs/model.md).
 public enum Contract: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case flushcache = 0
     case persist = 1

@@ -3,7 +3,7 @@ import PowercutModel
 import PowercutTrace
 import Testing
 
-/// The image set of crash-images.md, computed the slow way: for every line, every
+/// The image set of Docs/crash-images.md, computed the slow way: for every line, every
 /// prefix of its cached writes from the guaranteed one and every subset of its
 /// at-risk non-temporal writes; the product over lines; deduplicated.
 struct BruteForce {

@@ -20,7 +20,7 @@ func verdicts(_ r: ReplayResult) -> [String] {
 }
 
 @Suite struct RuleTests {
-    // The example of trace-format.md, with and without the tail's write-back.
+    // The example of Docs/trace-format.md, with and without the tail's write-back.
     static let example = """
         pmem 0x10000 0x1000 name=pool
         op 1 begin dst=0x1003d len=13 name=memcpy_flushcache

@@ -95,7 +95,7 @@ func randomThreadedTrace(seed: UInt64, events count: Int, domain: Domain, lineSi
     return Trace(header: header, events: events)
 }
 
-/// persistence-model.md with threads, read literally: a dictionary of bytes, each with
+/// Docs/model.md with threads, read literally: a dictionary of bytes, each with
 /// its state, its newest store, the thread of that store and, when flushing, the set of
 /// threads whose write-backs cover it.
 struct ThreadedReference {

@@ -6,7 +6,7 @@ import PowercutTrace
 
 /// A recorded event with its address made relative to the destination buffer's page,
 /// adjacent stores of one kind merged (the subjects may split a cached run into
-/// naturally aligned 1-, 2- and 4-byte stores; subjects.md fixes the bytes, not the split).
+/// naturally aligned 1-, 2- and 4-byte stores; the subjects' description fixes the bytes, not the split).
 func shape(_ t: Trace, base: UInt64) -> [String] {
     var out: [String] = []
     var run: (kind: EventKind, start: UInt64, end: UInt64)?

@@ -70,7 +70,7 @@ func error(_ text: String) -> TraceError? {
         #expect(t.header.pmem[0].length == 0xffffffffffff0000)
     }
 
-    // Every error trace-format.md lists: file:line, what is wrong, what was expected.
+    // Every error Docs/trace-format.md lists: file:line, what is wrong, what was expected.
     @Test(arguments: [
         ("", "t.pct: empty trace"),
         ("store 0 1\n", "t.pct:1: missing header"),

@@ -138,7 +138,7 @@ import Testing
     /// The bytes a free-text field may hold: every one must come back as written.
     static let edgeName: [UInt8] = Array("a b\tc#d\\e".utf8) + [0x0a, 0x0d, 0x00, 0x1b, 0x7f, 0x3d] + Array("é€😀".utf8)
 
-    /// True when this build's reader reads the records of trace-format.md that came
+    /// True when this build's reader reads the records of Docs/trace-format.md that came
     /// with the whole-program recorder (mark, pmem between events, thread=, init) and
     /// decodes every \xHH escape; they are written by the trace module.
     static let readerHasNewRecords: Bool = {
