@@ -123,6 +123,77 @@ import Testing
         #expect(t.header.meta.contains { $0.key == "recorder" && $0.value.hasPrefix("powercut-valgrind") })
     }
 
+    /// A program that writes a mapped file and never writes back or fences: with
+    /// UNMAP it unmaps the file first, with FLUSH it does what makes the bytes durable.
+    static let storeThenLeave = mapFile + """
+        int main(int argc, char **argv) {
+            char *pool = map_file(argv[1], 4096);
+            memcpy(pool + 100, "hello", 5); /* STORE */
+        #ifdef FLUSH
+            _mm_clflush(pool + 100);
+            _mm_sfence();
+        #endif
+        #ifdef UNMAP
+            munmap(pool, 4096); /* UNMAP */
+            pool = map_file(argv[1], 4096);
+            pool[0] = 1;
+            _mm_clflush(pool);
+            _mm_sfence();
+        #endif
+            return 0;
+        }
+        """
+
+    /// Stores never made durable are reported when the program exits with the file
+    /// still mapped, with the store's source line; --check-at-release=no leaves it out.
+    @Test func storeNeverWrittenBackIsFlaggedAtExitWithItsSourceLine() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile(Self.storeThenLeave, "leave", in: scratch)
+        let r = try powercut(["run", "--pmem-file", "pool", "-o", "leave.pctb", "--", exe, "pool"], in: scratch.url)
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("bytes not durable at the durable assertion"), "\(r.stdout)")
+        #expect(r.stdout.contains("missing: a write-back"), "\(r.stdout)")
+        let t = try Trace(contentsOf: scratch.path("leave.pctb"))
+        let marks = t.events.filter { $0.kind == .mark }.map { t.names[Int($0.name) - 1] }
+        #expect(marks.contains { $0.hasPrefix("powercut: 0x") && $0.hasSuffix("+0x1000 still mapped at program exit") },
+                "\(marks)")
+        let line = Self.line(of: "/* STORE */", in: Self.storeThenLeave)
+        #expect(try Self.sarif("leave.pctb", in: scratch).contains("(leave.c:\(line))"))
+
+        let off = try powercut(["run", "--pmem-file", "pool", "--check-at-release=no", "--", exe, "pool"], in: scratch.url)
+        #expect(off.status == 0, "\(off.stdout)\(off.stderr)")
+        #expect(!off.stdout.contains("not-durable"))
+    }
+
+    /// munmap before the write-back: reported at the release (the assertion's stack is
+    /// the munmap call), though the program maps the file again and flushes that.
+    @Test func unmappingBeforeTheWriteBackIsFlaggedAtTheRelease() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile(Self.storeThenLeave, "unmap", in: scratch, flags: ["-DUNMAP"])
+        let r = try powercut(["run", "--pmem-file", "pool", "-o", "unmap.pctb", "--", exe, "pool"], in: scratch.url)
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("bytes not durable at the durable assertion"), "\(r.stdout)")
+        let t = try Trace(contentsOf: scratch.path("unmap.pctb"))
+        let marks = t.events.filter { $0.kind == .mark }.map { t.names[Int($0.name) - 1] }
+        #expect(marks.contains { $0.hasSuffix("+0x1000 released by munmap") }, "\(marks)")
+        let report = try Self.sarif("unmap.pctb", in: scratch)
+        #expect(report.contains("(unmap.c:\(Self.line(of: "/* STORE */", in: Self.storeThenLeave)))"))
+        #expect(report.contains("(unmap.c:\(Self.line(of: "/* UNMAP */", in: Self.storeThenLeave)))"))
+        // one finding: the second mapping's store was written back and fenced
+        #expect(r.stdout.contains("1 error"), "\(r.stdout)")
+    }
+
+    @Test func writtenBackAndFencedBeforeExitIsClean() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile(Self.storeThenLeave, "flushed", in: scratch, flags: ["-DFLUSH"])
+        let r = try powercut(["run", "--pmem-file", "pool", "--", exe, "pool"], in: scratch.url)
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("0 errors"), "\(r.stdout)")
+        let both = try Self.compile(Self.storeThenLeave, "flushed-unmap", in: scratch, flags: ["-DFLUSH", "-DUNMAP"])
+        let u = try powercut(["run", "--pmem-file", "pool", "--", both, "pool"], in: scratch.url)
+        #expect(u.status == 0, "\(u.stdout)\(u.stderr)")
+    }
+
     @Test func clwbThatStockValgrindCannotRunIsOneClearLine() throws {
         let scratch = Scratch()
         let source = Self.mapFile + """
