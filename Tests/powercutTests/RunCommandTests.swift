@@ -248,6 +248,9 @@ import Testing
         #expect(op.stderr.contains("--op 'f=sometimes'"))
         let check = try powercut(["run", "--format", "yaml", "--", "/bin/true"])
         #expect(check.status == 64)
+        let release = try powercut(["run", "--check-at-release=maybe", "--", "/bin/true"])
+        #expect(release.status == 64)
+        #expect(release.stderr.contains("--check-at-release 'maybe': expected yes or no"), "\(release.stderr)")
     }
 
     /// A harness written for the in-process recorder (powercut.h) records under Valgrind
