@@ -318,9 +318,26 @@ static void add_range(ThreadId tid, Addr base, SizeT len, Bool vol, const HChar 
     check_writer();
 }
 
-static void release_range(ThreadId tid, Int i, UInt stack) {
+/* --check-at-release=yes (the default): before a non-volatile range goes (and for every
+ * one left at exit), a mark saying why and a durable assertion over the whole range, so
+ * the checker reports every byte the program stored there and never made durable, with
+ * the stacks of the stores that left it (pmemcheck's "stores not made persistent").
+ * The checker's cost follows the lines at risk, not the range's length. */
+static Bool opt_check_at_release = True;
+
+static void assert_durable(Int i, const HChar *why, UInt stack) {
+    if (!opt_check_at_release || ranges[i].vol) return;
+    HChar text[200];
+    VG_(snprintf)(text, sizeof text, "powercut: 0x%lx+0x%lx %s", ranges[i].base, ranges[i].len, why);
+    pce_mark(&ev, (const uint8_t *)text, VG_(strlen)(text), stack);
+    pce_durable(&ev, ranges[i].base, ranges[i].len, stack);
+}
+
+static void release_range(ThreadId tid, Int i, const HChar *why, UInt stack) {
     Addr base = ranges[i].base;
     SizeT len = ranges[i].len;
+    begin_event(tid);
+    assert_durable(i, why, stack);
     ranges[i] = ranges[--nranges];
     update_bounds();
     begin_event(tid);
@@ -333,7 +350,9 @@ static void release_inside(ThreadId tid, Addr a, SizeT n, const HChar *why) {
     for (Int i = 0; i < nranges;) {
         Addr b = ranges[i].base, e = ranges[i].base + ranges[i].len;
         if (b >= a && e <= a + n) {
-            release_range(tid, i, tid ? stack_here(tid) : 0);
+            HChar because[64];
+            VG_(snprintf)(because, sizeof because, "released by %s", why);
+            release_range(tid, i, because, tid ? stack_here(tid) : 0);
             continue;
         }
         if (b < a + n && a < e)
@@ -816,7 +835,7 @@ static Bool pc_client_request(ThreadId tid, UWord *arg, UWord *ret) {
         *ret = 0;
         return True;
     case POWERCUT_VG_RESET:
-        while (nranges > 0) release_range(tid, nranges - 1, stack_here(tid));
+        while (nranges > 0) release_range(tid, nranges - 1, "released by powercut_reset", stack_here(tid));
         *ret = 0;
         return True;
     default:
@@ -999,6 +1018,7 @@ static Bool pc_process_cmd_line_option(const HChar *arg) {
     if (VG_STR_CLO(arg, "--events", opt_events)) return True;
     if (VG_BOOL_CLO(arg, "--count-instructions", opt_count)) return True;
     if (VG_STR_CLO(arg, "--head", opt_head)) return True;
+    if (VG_BOOL_CLO(arg, "--check-at-release", opt_check_at_release)) return True;
     if (VG_STR_CLO(arg, "--notes", opt_notes)) return True;
     if (VG_STR_CLO(arg, "--pmem-file", v)) {
         HChar *copy = VG_(strdup)("pc.opt", v);
@@ -1038,7 +1058,8 @@ static Bool pc_process_cmd_line_option(const HChar *arg) {
 static void pc_print_usage(void) {
     VG_(printf)("    --events=PATH --head=PATH --notes=PATH   where the trace goes (set by powercut run)\n"
                 "    --pmem-file=PATH            every mapping of this file is persistent memory\n"
-                "    --op=SYMBOL[=CONTRACT][:DST:LEN]  every call of SYMBOL is an op\n");
+                "    --op=SYMBOL[=CONTRACT][:DST:LEN]  every call of SYMBOL is an op\n"
+                "    --check-at-release=yes|no   assert a range durable when it is unmapped and at exit [yes]\n");
 }
 
 static void pc_print_debug_usage(void) {}
@@ -1080,6 +1101,11 @@ static void pc_fini(Int exitcode) {
         static const char why[] = "powercut: the program exited inside this op";
         pce_mark(&ev, (const uint8_t *)why, sizeof why - 1, 0);
         pce_op_end(&ev, t->open_op, 0);
+    }
+    /* what the program left at risk in the memory it still had mapped */
+    if (opt_check_at_release && nranges > 0) {
+        pce_thread(&ev, 0);
+        for (Int i = 0; i < nranges; i++) assert_durable(i, "still mapped at program exit", 0);
     }
     for (Word i = 0; i < VG_(sizeXA)(opt_ops); i++) {
         op_spec *spec = VG_(indexXA)(opt_ops, i);

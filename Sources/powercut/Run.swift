@@ -32,6 +32,9 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Every call of SYMBOL is an op: dst = 1st argument, len = 3rd; SYMBOL=persist|flushcache|none sets the contract, a :DST:LEN suffix other argument positions (1-6), e.g. my_copy=persist:2:4 (repeatable).", valueName: "spec"))
     var op: [String] = []
 
+    @Option(help: ArgumentHelp("When a mapping of persistent memory is removed (munmap, REMOVE_PMEM_MAPPING, powercut_reset) and at program exit, report every byte stored there and not yet durable (yes|no, default yes).", valueName: "yes|no"))
+    var checkAtRelease: String = "yes"
+
     @Option(help: ArgumentHelp("Write the report to FILE (check's -o).", valueName: "file"))
     var report: String?
 
@@ -73,6 +76,7 @@ struct Run: ParsableCommand {
             else if let v = value("--pmem-file") { own.pmemFile.append(v) }
             else if let v = value("--op") { own.op.append(v) }
             else if let v = value("--report") { own.report = v }
+            else if let v = value("--check-at-release") { own.checkAtRelease = v }
             else if let v = value("--valgrind") { own.valgrind = v }
             else if let v = value("--valgrind-arg") { own.valgrindArg.append(v) }
             else { check.append(before[i]) }
@@ -91,6 +95,9 @@ struct Run: ParsableCommand {
         for spec in op where !ValgrindRun.isValidOpSpec(spec) {
             throw ValidationError("--op '\(spec)': expected SYMBOL[=flushcache|persist|none][:DST:LEN] with positions 1 to 6")
         }
+        guard checkAtRelease == "yes" || checkAtRelease == "no" else {
+            throw ValidationError("--check-at-release '\(checkAtRelease)': expected yes or no")
+        }
         if let report { checkArguments += ["--output", report] }
         // Check's options fail before the program runs.
         do {
@@ -99,7 +106,8 @@ struct Run: ParsableCommand {
             Check.exit(withError: error)
         }
         let outcome: ValgrindRun.Outcome = try reporting {
-            let runner = try ValgrindRun(valgrind: valgrind, pmemFiles: pmemFile, ops: op, valgrindArguments: valgrindArg)
+            let runner = try ValgrindRun(valgrind: valgrind, pmemFiles: pmemFile, ops: op,
+                                         checkAtRelease: checkAtRelease == "yes", valgrindArguments: valgrindArg)
             return try runner.record(command: command, keep: trace)
         }
         defer { outcome.cleanUp() }
@@ -134,6 +142,8 @@ struct ValgrindRun {
     let toolFolder: String
     let pmemFiles: [String]
     let ops: [String]
+    /// Assert every non-volatile range durable when it is released and at exit.
+    let checkAtRelease: Bool
     let valgrindArguments: [String]
 
     struct Outcome {
@@ -163,11 +173,13 @@ struct ValgrindRun {
         return !s.isEmpty && !s.contains(where: { $0 == " " || $0 == "\t" })
     }
 
-    init(valgrind: String, pmemFiles: [String], ops: [String], valgrindArguments: [String]) throws {
+    init(valgrind: String, pmemFiles: [String], ops: [String], checkAtRelease: Bool = true,
+         valgrindArguments: [String]) throws {
         launcher = valgrind
         toolFolder = try Self.findToolFolder(launcher: valgrind)
         self.pmemFiles = pmemFiles.map(absolutePath)
         self.ops = ops
+        self.checkAtRelease = checkAtRelease
         self.valgrindArguments = valgrindArguments
     }
 
@@ -237,6 +249,7 @@ struct ValgrindRun {
                     "--events=\(scratch)/events", "--head=\(scratch)/head", "--notes=\(scratch)/notes"]
         argv += pmemFiles.map { "--pmem-file=\($0)" }
         argv += ops.map { "--op=\($0)" }
+        argv += ["--check-at-release=\(checkAtRelease ? "yes" : "no")"]
         argv += valgrindArguments
         // A program started through a wrapper (a script, a shim that execs the real
         // binary) is recorded after the exec; the tool names its files by process ID.

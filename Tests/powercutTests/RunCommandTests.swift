@@ -123,6 +123,77 @@ import Testing
         #expect(t.header.meta.contains { $0.key == "recorder" && $0.value.hasPrefix("powercut-valgrind") })
     }
 
+    /// A program that writes a mapped file and never writes back or fences: with
+    /// UNMAP it unmaps the file first, with FLUSH it does what makes the bytes durable.
+    static let storeThenLeave = mapFile + """
+        int main(int argc, char **argv) {
+            char *pool = map_file(argv[1], 4096);
+            memcpy(pool + 100, "hello", 5); /* STORE */
+        #ifdef FLUSH
+            _mm_clflush(pool + 100);
+            _mm_sfence();
+        #endif
+        #ifdef UNMAP
+            munmap(pool, 4096); /* UNMAP */
+            pool = map_file(argv[1], 4096);
+            pool[0] = 1;
+            _mm_clflush(pool);
+            _mm_sfence();
+        #endif
+            return 0;
+        }
+        """
+
+    /// Stores never made durable are reported when the program exits with the file
+    /// still mapped, with the store's source line; --check-at-release=no leaves it out.
+    @Test func storeNeverWrittenBackIsFlaggedAtExitWithItsSourceLine() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile(Self.storeThenLeave, "leave", in: scratch)
+        let r = try powercut(["run", "--pmem-file", "pool", "-o", "leave.pctb", "--", exe, "pool"], in: scratch.url)
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("bytes not durable at the durable assertion"), "\(r.stdout)")
+        #expect(r.stdout.contains("missing: a write-back"), "\(r.stdout)")
+        let t = try Trace(contentsOf: scratch.path("leave.pctb"))
+        let marks = t.events.filter { $0.kind == .mark }.map { t.names[Int($0.name) - 1] }
+        #expect(marks.contains { $0.hasPrefix("powercut: 0x") && $0.hasSuffix("+0x1000 still mapped at program exit") },
+                "\(marks)")
+        let line = Self.line(of: "/* STORE */", in: Self.storeThenLeave)
+        #expect(try Self.sarif("leave.pctb", in: scratch).contains("(leave.c:\(line))"))
+
+        let off = try powercut(["run", "--pmem-file", "pool", "--check-at-release=no", "--", exe, "pool"], in: scratch.url)
+        #expect(off.status == 0, "\(off.stdout)\(off.stderr)")
+        #expect(!off.stdout.contains("not-durable"))
+    }
+
+    /// munmap before the write-back: reported at the release (the assertion's stack is
+    /// the munmap call), though the program maps the file again and flushes that.
+    @Test func unmappingBeforeTheWriteBackIsFlaggedAtTheRelease() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile(Self.storeThenLeave, "unmap", in: scratch, flags: ["-DUNMAP"])
+        let r = try powercut(["run", "--pmem-file", "pool", "-o", "unmap.pctb", "--", exe, "pool"], in: scratch.url)
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("bytes not durable at the durable assertion"), "\(r.stdout)")
+        let t = try Trace(contentsOf: scratch.path("unmap.pctb"))
+        let marks = t.events.filter { $0.kind == .mark }.map { t.names[Int($0.name) - 1] }
+        #expect(marks.contains { $0.hasSuffix("+0x1000 released by munmap") }, "\(marks)")
+        let report = try Self.sarif("unmap.pctb", in: scratch)
+        #expect(report.contains("(unmap.c:\(Self.line(of: "/* STORE */", in: Self.storeThenLeave)))"))
+        #expect(report.contains("(unmap.c:\(Self.line(of: "/* UNMAP */", in: Self.storeThenLeave)))"))
+        // one finding: the second mapping's store was written back and fenced
+        #expect(r.stdout.contains("1 error"), "\(r.stdout)")
+    }
+
+    @Test func writtenBackAndFencedBeforeExitIsClean() throws {
+        let scratch = Scratch()
+        let exe = try Self.compile(Self.storeThenLeave, "flushed", in: scratch, flags: ["-DFLUSH"])
+        let r = try powercut(["run", "--pmem-file", "pool", "--", exe, "pool"], in: scratch.url)
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("0 errors"), "\(r.stdout)")
+        let both = try Self.compile(Self.storeThenLeave, "flushed-unmap", in: scratch, flags: ["-DFLUSH", "-DUNMAP"])
+        let u = try powercut(["run", "--pmem-file", "pool", "--", both, "pool"], in: scratch.url)
+        #expect(u.status == 0, "\(u.stdout)\(u.stderr)")
+    }
+
     @Test func clwbThatStockValgrindCannotRunIsOneClearLine() throws {
         let scratch = Scratch()
         let source = Self.mapFile + """
@@ -177,6 +248,9 @@ import Testing
         #expect(op.stderr.contains("--op 'f=sometimes'"))
         let check = try powercut(["run", "--format", "yaml", "--", "/bin/true"])
         #expect(check.status == 64)
+        let release = try powercut(["run", "--check-at-release=maybe", "--", "/bin/true"])
+        #expect(release.status == 64)
+        #expect(release.stderr.contains("--check-at-release 'maybe': expected yes or no"), "\(release.stderr)")
     }
 
     /// A harness written for the in-process recorder (powercut.h) records under Valgrind
@@ -199,7 +273,7 @@ import Testing
                 powercut_record_call(copy_nt, pool, src, 64);
                 powercut_op_end();
                 if (argc < 2) powercut_drain();
-                pool[128] = 1;
+                pool[128] = 1; /* OUTSIDE */
                 if (powercut_durable(pool, 64) < 0) { fprintf(stderr, "%s\\n", powercut_error()); return 1; }
                 return 0;
             }
@@ -214,9 +288,17 @@ import Testing
         let encoder = packageRoot.appendingPathComponent("Sources/CPowercutEncoder/include").path
         let exe = try Self.compile(source, "harness", in: scratch,
                                    flags: ["-I", include, "-I", encoder] + sources + ["-lcapstone", "-lunwind", "-lunwind-x86_64", "-ldl"])
-        let ok = try powercut(["run", "--", exe], in: scratch.url)
+        // pool[128] is outside the durable assertion; left dirty at exit, the
+        // release check reports it (and only it) unless told not to.
+        let ok = try powercut(["run", "--check-at-release=no", "--", exe], in: scratch.url)
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
         #expect(ok.stdout.contains("1 op"), "\(ok.stdout)")
+        let atExit = try powercut(["run", "-o", "exit.pctb", "--", exe], in: scratch.url)
+        #expect(atExit.status == 1, "\(atExit.stdout)\(atExit.stderr)")
+        #expect(atExit.stdout.contains("error: not-durable: 1 byte not durable at the durable assertion"), "\(atExit.stdout)")
+        #expect(atExit.stdout.contains("1 error"), "\(atExit.stdout)")
+        let outside = Self.line(of: "/* OUTSIDE */", in: source)
+        #expect(try Self.sarif("exit.pctb", in: scratch).contains("(harness.c:\(outside))"))
         let bad = try powercut(["run", "--", exe, "nodrain"], in: scratch.url)
         #expect(bad.status == 1, "\(bad.stdout)\(bad.stderr)")
         #expect(bad.stdout.contains("not-durable"))
@@ -291,7 +373,9 @@ import Testing
         #expect(bad.stdout.contains("dirty-at-return"))
         let line = Self.line(of: "/* NODRAIN */", in: Self.libpmemProgram)
         #expect(try Self.sarif("bad.pctb", in: scratch).contains("\"main (libpmem-nodrain.c:\(line))\""))
-        let eadr = try powercut(["run", "--domain", "eadr"] + op + ["--", exe, scratch.path("pool3")], in: scratch.url,
+        // The op alone: the program unmaps with no fence after the copy, which the
+        // release check reports in every domain (Docs/run.md).
+        let eadr = try powercut(["run", "--domain", "eadr", "--check-at-release=no"] + op + ["--", exe, scratch.path("pool3")], in: scratch.url,
                                 environment: skipped)
         #expect(eadr.status == 0, "\(eadr.stdout)\(eadr.stderr)")
     }

@@ -11,7 +11,7 @@ out="${TMPDIR:-/tmp}/powercut-recorder-selftest.$$"
 mkdir -p "$out"
 trap 'rm -rf "$out"' EXIT
 "${CC:-cc}" -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -rdynamic -Wl,--build-id \
-    -I"$src/include" -o "$out/recorder-selftest" \
-    "$here/selftest.c" "$src"/*.c \
+    -I"$src/include" -I"$root/Sources/CPowercutEncoder/include" -o "$out/recorder-selftest" \
+    "$here/selftest.c" "$src"/*.c "$root/Sources/CPowercutEncoder"/*.c \
     -lcapstone -lunwind -lunwind-x86_64 -ldl
 "$out/recorder-selftest" "$@"
