@@ -13,8 +13,7 @@ let package = Package(
         .executable(name: "powercut", targets: ["powercut"]),
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
-        // The printers, for the fuzz targets (Fuzz/) and users' own tools.
-        .library(name: "PowercutReport", targets: ["PowercutReport"]),
+        .library(name: "PowercutWorkers", targets: ["PowercutWorkers"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
         // The recorder's C API (powercut.h) for users' own harnesses.
@@ -28,8 +27,19 @@ let package = Package(
         .target(name: "PowercutTrace", swiftSettings: hotLoop),
         // The persistence model and the replayer that walks every cut point.
         .target(name: "PowercutModel", dependencies: ["PowercutTrace"], swiftSettings: hotLoop),
-        // Printers over findings: text, JSON.
-        .target(name: "PowercutReport", dependencies: ["PowercutTrace", "PowercutModel"]),
+        // Output encodings every printer shares: a JSON writer, XML escaping.
+        .target(name: "PowercutOutput"),
+        // Symbolization: one frame type and one resolution path (return addresses looked
+        // up one byte back, inlined calls as frames) for every output.
+        .target(name: "PowercutSymbolize", dependencies: ["PowercutTrace"]),
+        // CI triage: checked traces, fingerprints, baselines, suppressions.
+        .target(name: "PowercutTriage", dependencies: ["PowercutTrace", "PowercutModel", "PowercutSymbolize"]),
+        // Printers only: text, JSON, brief, SARIF, JUnit, GitHub annotations, info, show.
+        .target(name: "PowercutReport",
+                dependencies: ["PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutTriage", "PowercutOutput"]),
+        // explain: the story of chosen bytes across the cut points (a replay observer),
+        // told as text and drawn as an SVG/HTML timeline.
+        .target(name: "PowercutExplain", dependencies: ["PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutOutput"]),
         // The recorder's C core: single-step, decode (capstone), unwind (libunwind).
         .target(
             name: "CPowercutRecorder",
@@ -41,8 +51,11 @@ let package = Package(
         ),
         // The recorder as Swift: record a call or a closure into a trace.
         .target(name: "PowercutRecorder", dependencies: ["CPowercutRecorder", "CPowercutSubjects", "PowercutTrace"]),
+        // Worker processes for jobs that may crash, exit or hang: each costs one job.
+        .target(name: "PowercutWorkers"),
         // The sweep: a routine over every alignment and size, in worker processes.
-        .target(name: "PowercutSweep", dependencies: ["PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder"]),
+        .target(name: "PowercutSweep",
+                dependencies: ["PowercutTrace", "PowercutModel", "PowercutOutput", "PowercutRecorder", "PowercutWorkers"]),
         // The reference subjects: the Linux flushcache copy routines, as they behaved.
         // Built at -O2 in every configuration, as a kernel builds its copy routines: the
         // instruction stream recorded is the one that ships, and sweeps stay fast.
@@ -51,7 +64,8 @@ let package = Package(
         .executableTarget(
             name: "powercut",
             dependencies: [
-                "PowercutTrace", "PowercutModel", "PowercutReport", "PowercutRecorder", "PowercutSweep",
+                "PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutTriage", "PowercutReport", "PowercutExplain",
+                "PowercutRecorder", "PowercutSweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,7 +73,11 @@ let package = Package(
         .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutRecorderTests", dependencies: ["PowercutRecorder", "PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
-        .testTarget(name: "PowercutReportTests", dependencies: ["PowercutReport", "PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutWorkersTests", dependencies: ["PowercutWorkers"]),
+        .testTarget(name: "PowercutSymbolizeTests", dependencies: ["PowercutSymbolize", "PowercutTrace"]),
+        .testTarget(name: "PowercutReportTests",
+                    dependencies: ["PowercutReport", "PowercutTriage", "PowercutSymbolize", "PowercutOutput", "PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutExplainTests", dependencies: ["PowercutExplain", "PowercutSymbolize", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
         .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace"]),
     ]

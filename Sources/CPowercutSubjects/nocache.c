@@ -1,7 +1,7 @@
 /*
  * nocache.c - the three non-temporal copy cores that Linux x86-64 has used to copy
  * into persistent memory without going through the cache (the routine behind
- * __copy_user_nocache), as spec/subjects.md describes them. Each copies n bytes from
+ * __copy_user_nocache), as the kernel versions behaved. Each copies n bytes from
  * src to d, mostly with movnti, and ends with one sfence; bytes it writes with
  * ordinary stores stay in the cache, and writing those back is left to the wrapper
  * that calls it (subjects.c).

@@ -18,7 +18,7 @@
  * Nothing here issues a locked instruction or a serializing one (both are fences in
  * the persistence model).
  *
- * A cache line is 64 bytes, as in spec/subjects.md.
+ * A cache line is 64 bytes, as on every x86-64 the subjects ran on.
  */
 #ifndef POWERCUT_SUBJECTS_PRIMITIVES_H
 #define POWERCUT_SUBJECTS_PRIMITIVES_H
@@ -100,7 +100,7 @@ PC_INLINE void pc_writeback_range(const pc_byte *p, size_t n)
 
 /* ---- the non-temporal copy cores (nocache.c) ---- */
 
-/* Each copies n bytes and ends with its sfence as spec/subjects.md describes. */
+/* Each copies n bytes and ends with its sfence, as the kernel routine did. */
 PC_HIDDEN void pc_nocache_2015(void *dst, const void *src, size_t n);
 PC_HIDDEN void pc_nocache_2016(void *dst, const void *src, size_t n);
 PC_HIDDEN void pc_nocache_2023(void *dst, const void *src, size_t n);

@@ -15,7 +15,7 @@
  * The other two are the in-kernel copy memcpy_flushcache (Linux 4.13 on), which writes
  * back as it goes, and memcpy_flushcache_const (Linux 4.19 on), its fast paths for a
  * compile-time constant size of 4, 8 or 16 bytes. No subject fences at the end: the
- * caller's next fence is the drain. All follow spec/subjects.md step for step.
+ * caller's next fence is the drain. All follow the kernel versions step for step.
  */
 #include "powercut_subjects.h"
 #include "primitives.h"

@@ -1,5 +1,7 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
+import PowercutTriage
 
 /// `--format github`: GitHub Actions workflow commands, one per reported finding, which
 /// the runner turns into annotations on the run and, where the file is in the diff, on
@@ -18,14 +20,14 @@ public struct GitHubReport {
 
     public func render(_ triage: Triage) -> String {
         var out = ""
-        let text = TextReport(symbolizer: triage.frames)
+        let text = TextReport(frames: triage.frames)
         for (i, t) in triage.traces.enumerated() {
             for (k, f) in t.result.findings.enumerated() where triage.entries[i][k].status == .reported {
                 var props: [(String, String)] = []
                 let inner = triage.frames.frames(f.originStack, in: t).first
-                if let file = inner?.source?.file {
+                if let file = inner?.file {
                     props.append(("file", file))
-                    if let line = inner?.source?.line { props.append(("line", String(line))) }
+                    if let line = inner?.line { props.append(("line", String(line))) }
                 } else if t.file != "-" {
                     props.append(("file", t.file))
                     if let line = f.originEvent.flatMap({ triage.eventLines[i][$0] }) { props.append(("line", String(line))) }

@@ -1,5 +1,8 @@
 import PowercutModel
+import PowercutSymbolize
+import PowercutOutput
 import PowercutTrace
+import PowercutTriage
 
 /// `--format json`: one document for the whole run, keys in a fixed order.
 ///
@@ -67,7 +70,7 @@ public struct JSONReport {
         w.number("event", f.event)
         w.number("bytes", f.bytes)
         w.string("line", f.line.map { "0x" + hex($0) })
-        w.string("message", TextReport().headline(f))
+        w.string("message", f.headline)
         w.beginArray("ranges")
         for r in f.ranges { Self.write(r, stack: t.frames(r.stack), into: &w) }
         w.endArray()

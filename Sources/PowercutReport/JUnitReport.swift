@@ -1,5 +1,8 @@
 import PowercutModel
+import PowercutSymbolize
+import PowercutOutput
 import PowercutTrace
+import PowercutTriage
 
 /// One JUnit test case: an op of a checked trace, or a case of a sweep.
 public struct JUnitCase: Sendable, Equatable {
@@ -69,14 +72,14 @@ public struct JUnitSuite: Sendable, Equatable {
 /// not shown (the suite's properties count them). No timestamps or durations: the same
 /// trace gives the same bytes.
 public struct JUnitReport {
-    public var symbolizer: Symbolizer
+    public var frames: FrameResolver
 
-    public init(symbolizer: Symbolizer = ModuleOffsetSymbolizer()) { self.symbolizer = symbolizer }
+    public init(frames: FrameResolver = FrameResolver()) { self.frames = frames }
 
     /// The suites of checked traces. The traces must have been replayed with
     /// `ReplayOptions.keepOps` so that passing ops have test cases too.
     public func suites(_ triage: Triage) -> [JUnitSuite] {
-        let text = TextReport(symbolizer: symbolizer)
+        let text = TextReport(frames: frames)
         return zip(triage.traces, triage.entries).map { t, es in
             var shown: [Finding] = []
             var known = 0, suppressed = 0
@@ -94,7 +97,7 @@ public struct JUnitReport {
             }
             ops.sort { $0.begin < $1.begin }
             var cases: [JUnitCase] = ops.map { op in
-                testCase(t, name: text.opLabel(op), findings: shown.filter { $0.op?.id == op.id }, text: text)
+                testCase(t, name: op.label, findings: shown.filter { $0.op?.id == op.id }, text: text)
             }
             let outside = shown.filter { $0.op == nil }
             if !outside.isEmpty || ops.isEmpty {
@@ -115,7 +118,7 @@ public struct JUnitReport {
             return JUnitCase(classname: t.file, name: name, output: body)
         }
         let more = findings.count - 1
-        let message = text.headline(first) + (more > 0 ? " (and \(more) more finding\(more == 1 ? "" : "s"))" : "")
+        let message = first.headline + (more > 0 ? " (and \(count(more, "more finding")))" : "")
         return JUnitCase(classname: t.file, name: name,
                          failure: .init(type: first.rule.rawValue, message: message, text: body))
     }
@@ -159,32 +162,4 @@ public struct JUnitReport {
         out += "</testsuites>\n"
         return out
     }
-}
-
-/// Escapes text for XML 1.0: `& < >` everywhere, quotes and line breaks in attribute
-/// values (as character references, so they survive attribute normalization), and
-/// characters XML 1.0 cannot carry at all (other control characters, U+FFFE, U+FFFF)
-/// as a visible `\u{…}`.
-public func xmlEscape(_ s: String, attribute: Bool = true) -> String {
-    var out = ""
-    for u in s.unicodeScalars {
-        switch u {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"" where attribute: out += "&quot;"
-        case "'" where attribute: out += "&apos;"
-        case "\n" where attribute: out += "&#10;"
-        case "\r": out += "&#13;"
-        case "\t" where attribute: out += "&#9;"
-        case "\n", "\t": out.unicodeScalars.append(u)
-        default:
-            if u.value < 0x20 || u.value == 0xFFFE || u.value == 0xFFFF {
-                out += "\\u{\(String(u.value, radix: 16))}"
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out
 }

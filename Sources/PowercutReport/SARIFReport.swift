@@ -1,5 +1,8 @@
 import PowercutModel
+import PowercutSymbolize
+import PowercutOutput
 import PowercutTrace
+import PowercutTriage
 
 /// `--format sarif`: one SARIF 2.1.0 log with one run for the whole invocation, for code
 /// scanning (GitHub's upload-sarif, GitLab, Azure DevOps, VS Code's SARIF viewer).
@@ -160,13 +163,12 @@ public struct SARIFReport {
         let t = run.triage.traces[ti]
         let frames = run.triage.frames
         let lines = run.triage.eventLines[ti]
-        let text = TextReport(symbolizer: frames)
         w.beginObject()
         w.string("ruleId", f.rule.rawValue)
         w.number("ruleIndex", Rule.allCases.firstIndex(of: f.rule)!)
         w.string("level", Self.level(f.severity))
         w.beginObject("message")
-        w.string("text", message(f, text))
+        w.string("text", message(f))
         w.endObject()
         w.beginObject("analysisTarget")
         w.string("uri", sarifURI(t.file))
@@ -178,7 +180,7 @@ public struct SARIFReport {
         let originLine = f.originEvent.flatMap { lines[$0] }
         w.beginArray("locations")
         w.beginObject()
-        if let inner = origin.first, inner.module != nil || inner.source?.file != nil {
+        if let inner = origin.first, inner.module != nil || inner.file != nil {
             writeFrameLocation(inner, into: &w, run: &run)
         } else {
             w.beginObject("physicalLocation")
@@ -288,11 +290,11 @@ public struct SARIFReport {
     }
 
     /// Headline as the first sentence, then the ranges.
-    private func message(_ f: Finding, _ text: TextReport) -> String {
-        var s = text.headline(f) + "."
+    private func message(_ f: Finding) -> String {
+        var s = f.headline + "."
         let shown = f.ranges.prefix(4)
         for r in shown {
-            s += " \(text.rangeLine(r))"
+            s += " \(r.summary)"
             s += r.missing == .none ? "." : "; missing: \(r.missingText)."
         }
         let more = f.ranges.count - shown.count + f.omittedRanges
@@ -301,14 +303,14 @@ public struct SARIFReport {
     }
 
     /// A frame as a location: its source line when known, else its module and offset.
-    private func writeFrameLocation(_ frame: ResolvedFrame, into w: inout JSONWriter, run: inout RunState) {
+    private func writeFrameLocation(_ frame: StackFrame, into w: inout JSONWriter, run: inout RunState) {
         w.beginObject("physicalLocation")
         writeAddress(frame, into: &w, run: &run)
-        if let file = frame.source?.file {
+        if let file = frame.file {
             w.beginObject("artifactLocation")
             w.string("uri", sarifURI(file))
             w.endObject()
-            if let line = frame.source?.line, line > 0 {
+            if let line = frame.line, line > 0 {
                 w.beginObject("region")
                 w.number("startLine", line)
                 w.endObject()
@@ -329,7 +331,7 @@ public struct SARIFReport {
         }
     }
 
-    private func writeAddress(_ frame: ResolvedFrame, into w: inout JSONWriter, run: inout RunState) {
+    private func writeAddress(_ frame: StackFrame, into w: inout JSONWriter, run: inout RunState) {
         w.beginObject("address")
         if frame.address <= UInt64(Int64.max) { w.number("absoluteAddress", frame.address) }
         if let m = frame.module, let offset = frame.offset {
@@ -339,7 +341,7 @@ public struct SARIFReport {
         }
         w.string("kind", "instruction")
         w.string("name", frame.moduleOffset ?? "0x" + hex(frame.address))
-        if frame.function != nil, let d = frame.description { w.string("fullyQualifiedName", d) }
+        if let function = frame.function { w.string("fullyQualifiedName", frame.file != nil ? frame.text : function) }
         w.endObject()
     }
 

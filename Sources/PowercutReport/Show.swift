@@ -1,15 +1,17 @@
+import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 
 /// `powercut show`: every record of a trace in order, readable. The header records as
 /// the text form writes them; then each event numbered `#N`, indented inside its op,
 /// with its stack symbolized (`at`/`by` lines). Data longer than `dataBytes` is cut.
 public struct TraceDump {
-    public var symbolizer: Symbolizer
+    public var frames: FrameResolver
     /// At most this many bytes of a store's data are shown (0: none).
     public var dataBytes: Int
 
-    public init(symbolizer: Symbolizer = ModuleOffsetSymbolizer(), dataBytes: Int = 32) {
-        self.symbolizer = symbolizer
+    public init(frames: FrameResolver = FrameResolver(), dataBytes: Int = 32) {
+        self.frames = frames
         self.dataBytes = dataBytes
     }
 
@@ -21,7 +23,7 @@ public struct TraceDump {
         out += "powercut-trace \(TraceVersion.text)\n"
         for r in header.records { out += TextFormat.line(for: r) + "\n" }
         // The stacks the header defines, looked up in one go.
-        symbolizer.prefetch(stacks: reader.stacks.keys.sorted().compactMap { reader.stacks[$0] }, modules: modules)
+        frames.prefetch(stacks: reader.stacks.keys.sorted().compactMap { reader.stacks[$0] }, modules: modules)
         emit(out)
 
         var batch = EventBatch()
@@ -30,7 +32,7 @@ public struct TraceDump {
         while try reader.read(into: &batch) {
             // Stacks defined between events: looked up a batch at a time.
             let defined = batch.events.filter { $0.kind == .stackDefinition }.compactMap { reader.stacks[UInt32($0.address)] }
-            if !defined.isEmpty { symbolizer.prefetch(stacks: defined, modules: modules) }
+            if !defined.isEmpty { frames.prefetch(stacks: defined, modules: modules) }
             out = ""
             for e in batch.events {
                 if e.kind == .stackDefinition {
@@ -45,7 +47,7 @@ public struct TraceDump {
                 out += number + String(repeating: " ", count: max(1, 7 - number.count) + indent)
                 out += record(e, batch: batch, names: reader.names, stacks: reader.stacks) + "\n"
                 if e.stack != 0 {
-                    out += symbolizer.stackText(reader.stacks[e.stack] ?? [], modules: modules,
+                    out += frames.stackText(reader.stacks[e.stack] ?? [], modules: modules,
                                                 indent: String(repeating: " ", count: 10 + indent))
                 }
                 if e.kind == .opBegin { openOp = e.op }
@@ -68,7 +70,7 @@ public struct TraceDump {
             for b in data.prefix(dataBytes) {
                 s += b < 16 ? "0" + String(b, radix: 16) : String(b, radix: 16)
             }
-            if data.count > dataBytes { s += "…(\(data.count) bytes)" }
+            if data.count > dataBytes { s += "…(\(count(data.count, "byte")))" }
         }
         if e.stack != 0 { s += " stack=\(e.stack)" }
         return s

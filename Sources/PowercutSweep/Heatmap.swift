@@ -1,4 +1,4 @@
-import PowercutReport
+import PowercutOutput
 
 /// The sweep as a picture: one panel per routine, destination offset across, size down,
 /// each cell coloured by the bytes a power failure could lose in that case.

@@ -1,4 +1,4 @@
-import PowercutReport
+import PowercutOutput
 
 /// The sweep's human report: a table that says at a glance which routines strand
 /// bytes, then for each failing routine its patterns of failing (dst offset, size).

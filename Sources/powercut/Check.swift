@@ -1,6 +1,9 @@
 import ArgumentParser
+import Foundation
 import PowercutModel
 import PowercutReport
+import PowercutSymbolize
+import PowercutTriage
 import PowercutTrace
 #if canImport(Glibc)
 import Glibc
@@ -50,6 +53,7 @@ struct Check: ParsableCommand {
     var files: [String]
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var symbols: SymbolOptions
 
     @Option(help: "Report format: text, json, brief, sarif (SARIF 2.1.0), junit (JUnit XML) or github (workflow annotations).")
     var format: ReportFormat = .text
@@ -57,7 +61,7 @@ struct Check: ParsableCommand {
     @Flag(help: "Also show, per cut point, the at-risk bytes by state (text and json).")
     var cuts = false
 
-    @Option(help: "Exit status when there are error findings.")
+    @Option(help: ArgumentHelp("Exit status when there are error findings: 1-255 (64, 65 and 70 would be mistaken for a usage error, bad data and an internal error).", valueName: "N"))
     var errorExitcode: Int32 = ExitStatus.findings
 
     @Option(name: [.short, .customLong("output")], help: "Write the report to this file (crash-safely) instead of standard output.")
@@ -77,6 +81,13 @@ struct Check: ParsableCommand {
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one trace file ('-' reads standard input)") }
+        if !(1...255).contains(errorExitcode) {
+            throw ValidationError("--error-exitcode \(errorExitcode) is out of range (expected 1 to 255; an exit status has 8 bits and 0 means success)")
+        }
+        try requireName(output, "-o/--output")
+        try requireName(baseline, "--baseline")
+        try requireName(writeBaseline, "--write-baseline")
+        for s in suppressions { try requireName(s, "--suppressions") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("'-' (standard input) can be named only once") }
         if genSuppressions && format.isDocument && (output == nil || output == "-") {
             throw ValidationError("--gen-suppressions prints to standard output, which --format \(format.rawValue) needs whole; write the report elsewhere with -o FILE")
@@ -106,7 +117,9 @@ struct Check: ParsableCommand {
             checked.append(CheckedTrace(file: file, form: reader.form, header: reader.header,
                                         stacks: reader.stacks, result: result))
         }
-        let frames = FrameResolver(lookup: DebugInfoSymbolizer())
+        let frames = symbols.resolver()
+        defer { symbols.finish(frames, notes: false) }
+        frames.prefetch(checked)
         var triage = Triage(checked, suppressions: suppressionList, baseline: known, frames: frames)
         if format == .sarif || format == .github { triage.locateEvents() }
         let shown = triage.reportedTraces
@@ -119,15 +132,15 @@ struct Check: ParsableCommand {
         case .brief:
             text = shown.map { BriefReport().render($0) }.joined()
         case .sarif:
-            text = SARIFReport(toolVersion: PowercutVersion.string).render(triage)
+            text = SARIFReport(toolVersion: PowercutVersion.release).render(triage)
         case .junit:
-            text = JUnitReport(symbolizer: frames).render(triage)
+            text = JUnitReport(frames: frames).render(triage)
         case .github:
             text = GitHubReport().render(triage) + "powercut: \(summary.line)\(note)\n"
         case .text:
             text = ""
             for t in shown {
-                text += TextReport(symbolizer: frames).render(t)
+                text += TextReport(frames: frames).render(t)
                 if cuts { text += "\n" + CutsReport().render(t) }
             }
             text += "powercut: \(summary.line)\(note)\n"
@@ -145,7 +158,7 @@ struct Check: ParsableCommand {
         }
         if let output, output != "-" {
             try writeOutput(text, to: output)
-            if !blocks.isEmpty { writeAll(1, blocks) }
+            if !blocks.isEmpty { try writeStdout(blocks) }
         } else {
             try emit(text + (blocks.isEmpty ? "" : (format == .text ? "\n" : "") + blocks), to: nil)
         }
@@ -182,7 +195,45 @@ struct Convert: ParsableCommand {
             let form: TraceForm
             if let to { form = to == .binary ? .binary : .text }
             else { form = output.hasSuffix(".pctb") ? .binary : .text }
-            try convertTrace(from: input, to: output, form: form)
+            if output == "-" {
+                try convertToStandardOutput(form: form)
+            } else {
+                try convertTrace(from: input, to: output, form: form)
+            }
+        }
+    }
+
+    func validate() throws {
+        try requireName(output, "OUT")
+    }
+
+    /// Converts into a temporary file first, then copies it out: a trace found malformed
+    /// part way writes nothing to standard output (exit 65 with nothing half-written).
+    private func convertToStandardOutput(form: TraceForm) throws {
+        let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((dir + "/powercut-convert-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw Failure.internal("cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))") }
+        close(fd)
+        let path = String(cString: template)
+        defer { unlink(path) }
+        try convertTrace(from: input, to: path, form: form)
+        let input = open(path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw Failure.internal("cannot read back \(path): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw Failure.internal("cannot read back \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return }
+            var done = 0
+            while done < n {
+                let w = buffer.withUnsafeBytes { write(1, $0.baseAddress! + done, n - done) }
+                if w < 0 && errno == EINTR { continue }
+                if w < 0 { throw stdoutFailure(errno) }
+                done += w
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import PowercutModel
-import PowercutReport
+import PowercutExplain
+import PowercutSymbolize
 import PowercutTrace
 
 /// An address on the command line: hex with 0x, or decimal.
@@ -16,27 +17,6 @@ struct AddressArgument: ExpressibleByArgument {
             guard let v = UInt64(s) else { return nil }
             value = v
         }
-    }
-}
-
-/// Options of the commands that print stacks.
-struct SymbolOptions: ParsableArguments {
-    @Flag(name: .customLong("no-symbols"), help: "Print frames as module+offset, without reading any binary.")
-    var noSymbols = false
-
-    @Option(name: .customLong("binaries"), help: ArgumentHelp("Also look for the trace's modules, by file name, in DIR (repeatable).", valueName: "DIR"))
-    var binaries: [String] = []
-
-    func symbolizer() -> Symbolizer {
-        if noSymbols { return ModuleOffsetSymbolizer() }
-        return DebugInfoSymbolizer(options: .init(searchDirectories: binaries))
-    }
-
-    /// Notes about modules that could not be symbolized, on standard error.
-    func finish(_ s: Symbolizer) {
-        guard let d = s as? DebugInfoSymbolizer else { return }
-        for n in d.notes { printError("note: " + n) }
-        d.close()
     }
 }
 
@@ -82,6 +62,8 @@ struct Explain: ParsableCommand {
         }
         if let finding, finding < 1 { throw ValidationError("--finding counts from 1, as `powercut check` lists findings") }
         if limit < 0 { throw ValidationError("--limit must be 0 (all) or more") }
+        try requireName(svg, "--svg")
+        try requireName(html, "--html")
     }
 
     func run() throws {
@@ -99,14 +81,14 @@ struct Explain: ParsableCommand {
             } catch let e as ExplainError {
                 throw Failure.usage(e.description)
             }
-            let symbolizer = symbols.symbolizer()
-            defer { symbols.finish(symbolizer) }
-            let text = ExplainTextReport(symbolizer: symbolizer).render(explanation)
+            let frames = symbols.resolver()
+            defer { symbols.finish(frames) }
+            let text = ExplainTextReport(frames: frames).render(explanation)
             if let svg { try OutputFile.write(TimelinePicture(explanation).svg(), to: svg) }
             if let html {
-                try OutputFile.write(TimelinePicture(explanation).html(story: text, symbolizer: symbolizer), to: html)
+                try OutputFile.write(TimelinePicture(explanation).html(story: text, frames: frames), to: html)
             }
-            writeAll(1, text)
+            try writeStdout(text)
         }
     }
 }

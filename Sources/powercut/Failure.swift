@@ -58,19 +58,31 @@ func printError(_ message: String) {
     writeAll(2, line)
 }
 
-/// Writes all of `text` to a file descriptor (standard output or error).
-func writeAll(_ fd: Int32, _ text: String) {
+/// Writes all of `text` to a file descriptor (standard output or error); false when a
+/// write failed (`errno` says why).
+@discardableResult
+func writeAll(_ fd: Int32, _ text: String) -> Bool {
     var bytes = Array(text.utf8)
     var done = 0
     while done < bytes.count {
         let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
         if n < 0 {
             if errno == EINTR { continue }
-            return
+            return false
         }
         done += n
     }
-    bytes.removeAll()
+    return true
+}
+
+/// Writes to standard output; a write that fails (a full disk, a closed descriptor) is
+/// an error, never a silently missing report: one line, exit 70.
+func writeStdout(_ text: String) throws(Failure) {
+    if !writeAll(1, text) { throw stdoutFailure(errno) }
+}
+
+func stdoutFailure(_ code: Int32) -> Failure {
+    .internal("cannot write to standard output: \(String(cString: strerror(code)))")
 }
 
 /// Writes a report to standard output or crash-safely to a file.
@@ -78,6 +90,11 @@ func emit(_ text: String, to path: String?) throws {
     if let path, path != "-" {
         try OutputFile.write(text, to: path)
     } else {
-        writeAll(1, text)
+        try writeStdout(text)
     }
+}
+
+/// A file-name option given as "" (`-o ""`): a usage error naming the option.
+func requireName(_ value: String?, _ option: String) throws {
+    if value == "" { throw ValidationError("\(option) needs a file name ('-' is standard output)") }
 }

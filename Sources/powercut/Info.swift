@@ -14,7 +14,7 @@ struct Info: ParsableCommand {
     func run() throws {
         try reporting {
             let info = try TraceInfo(reader: try TraceReader(path: file))
-            writeAll(1, info.render())
+            try writeStdout(info.render())
         }
     }
 }

@@ -13,7 +13,3 @@ struct Powercut: ParsableCommand {
         subcommands: [Check.self, Convert.self, Record.self, Sweep.self, SweepWorker.self, Explain.self, Show.self, Info.self]
     )
 }
-
-enum PowercutVersion {
-    static let string = "0.1.0"
-}

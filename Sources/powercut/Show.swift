@@ -1,5 +1,9 @@
 import ArgumentParser
 import PowercutReport
+import PowercutSymbolize
+#if canImport(Glibc)
+import Glibc
+#endif
 import PowercutTrace
 
 struct Show: ParsableCommand {
@@ -28,9 +32,14 @@ struct Show: ParsableCommand {
     func run() throws {
         try reporting {
             let reader = try TraceReader(path: file)
-            let symbolizer = symbols.symbolizer()
-            defer { symbols.finish(symbolizer) }
-            try TraceDump(symbolizer: symbolizer, dataBytes: dataBytes).render(reader) { writeAll(1, $0) }
+            let frames = symbols.resolver()
+            defer { symbols.finish(frames) }
+            // The first failed write ends the dump with an error (exit 70).
+            var failed: Int32?
+            try TraceDump(frames: frames, dataBytes: dataBytes).render(reader) { chunk in
+                if failed == nil && !writeAll(1, chunk) { failed = errno }
+            }
+            if let failed { throw stdoutFailure(failed) }
         }
     }
 }

@@ -2,6 +2,9 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 @Suite struct BaselineTests {
     let old = try! checked(tailBugTrace(module: 0x7f00_0000_0000, pmem: 0x7f10_0000_0000), file: "old.pct")

@@ -3,13 +3,18 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 /// A symbolizer stand-in: names frames by "module+0xOFFSET".
-struct FakeLookup: FrameSourceLookup {
+final class FakeLookup: Symbolizer {
     var places: [String: SourcePlace]
 
-    func source(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> SourcePlace? {
-        FrameResolver().resolve(address, modules: modules).moduleOffset.flatMap { places[$0] }
+    init(places: [String: SourcePlace]) { self.places = places }
+
+    func locations(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> [SourcePlace] {
+        FrameResolver().frames(of: address, index: 0, modules: modules)[0].moduleOffset.flatMap { places[$0] }.map { [$0] } ?? []
     }
 }
 
@@ -34,20 +39,23 @@ func tailBugTrace(module m: UInt64, pmem p: UInt64, opID: Int = 1, prefix: Strin
         """
 }
 
-/// The packaged SARIF 2.1.0 schema: shared/schemas beside the package root.
-let sarifSchemaPath: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-        url.deleteLastPathComponent()
-    }
-    return url.deletingLastPathComponent().appendingPathComponent("shared/schemas/sarif-schema-2.1.0.json").path
+/// The SARIF 2.1.0 schema named by POWERCUT_SARIF_SCHEMA (.ci/run sets it); nil when
+/// the variable is unset or empty, and schema validation is then skipped, saying so.
+let sarifSchemaPath: String? = {
+    let path = ProcessInfo.processInfo.environment["POWERCUT_SARIF_SCHEMA"] ?? ""
+    return path.isEmpty ? nil : path
 }()
 
-/// Validates a SARIF document against the schema with Python's jsonschema; nil when
-/// valid, else what is wrong (including a missing schema or validator).
+/// Validates a SARIF document against the schema with Python's jsonschema (Tools/setup
+/// installs it); nil when valid or when no schema is named (a visible line says the
+/// check was skipped), else what is wrong, including a missing schema or validator.
 func sarifSchemaProblem(_ document: String) throws -> String? {
+    guard let sarifSchemaPath else {
+        FileHandle.standardError.write(Data("skipped: SARIF schema validation (set POWERCUT_SARIF_SCHEMA to the SARIF 2.1.0 schema to run it)\n".utf8))
+        return nil
+    }
     guard FileManager.default.fileExists(atPath: sarifSchemaPath) else {
-        return "the SARIF schema is missing at \(sarifSchemaPath) (shared/ must sit beside the package root)"
+        return "POWERCUT_SARIF_SCHEMA names \(sarifSchemaPath), which does not exist"
     }
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("powercut-sarif-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

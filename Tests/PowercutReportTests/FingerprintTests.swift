@@ -3,6 +3,9 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 @Suite struct FingerprintTests {
     let original = try! checked(tailBugTrace(module: 0x7f00_0000_0000, pmem: 0x7f10_0000_0000))
@@ -62,8 +65,8 @@ import PowercutTrace
         let lookupB = FakeLookup(places: ["libpmem.so.1+0x1a6c": SourcePlace(function: "memcpy_flushcache", file: "/src/flush.c", line: 90)])
         let relinked = try checked(tailBugTrace(module: 0x7f00_0000_0000, pmem: 0x7f10_0000_0000)
             .replacingOccurrences(of: "0x7f0000001a2c", with: "0x7f0000001a6c"))
-        let a = prints(original, frames: FrameResolver(lookup: lookupA))
-        let b = prints(relinked, frames: FrameResolver(lookup: lookupB))
+        let a = prints(original, frames: FrameResolver(lookupA))
+        let b = prints(relinked, frames: FrameResolver(lookupB))
         #expect(a[0].frame == "libpmem.so.1!memcpy_flushcache")
         #expect(a.map(\.hash) == b.map(\.hash))
         #expect(prints(original).map(\.hash) != prints(relinked).map(\.hash), "unsymbolized, the offset counts")

@@ -2,6 +2,9 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 @Suite struct GitHubReportTests {
     @Test func annotationsPointAtTheTraceLineWithoutASymbolizer() throws {
@@ -25,7 +28,7 @@ import PowercutTrace
     @Test func aSymbolizedFrameIsTheAnnotationsPlace() throws {
         let t = try checked(tailBugTrace(module: 0x7f00_0000_0000, pmem: 0x7f10_0000_0000))
         let lookup = FakeLookup(places: ["libpmem.so.1+0x1a2c": SourcePlace(function: "memcpy_flushcache", file: "src/flush.c", line: 88)])
-        let out = GitHubReport().render(Triage([t], frames: FrameResolver(lookup: lookup)))
+        let out = GitHubReport().render(Triage([t], frames: FrameResolver(lookup)))
         #expect(out.hasPrefix("::error file=src/flush.c,line=88,title=powercut dirty-at-return::"))
         #expect(out.contains("%0A      at 0x7f0000001a2c: memcpy_flushcache (flush.c:88)%0A"))
     }

@@ -6,6 +6,9 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 @Suite struct JUnitReportTests {
     var keepOps: ReplayOptions {

@@ -3,6 +3,9 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 @Suite struct SARIFReportTests {
     let bug = try! checked(tailBugTrace(module: 0x7f00_0000_0000, pmem: 0x7f10_0000_0000), file: "traces/tail bug.pct")
@@ -38,7 +41,7 @@ import PowercutTrace
         let first = r[0]
         #expect(first["ruleId"] as? String == "dirty-at-return" && first["ruleIndex"] as? Int == 1 && first["level"] as? String == "error")
         let message = (first["message"] as! [String: Any])["text"] as! String
-        #expect(message.hasPrefix(TextReport().headline(bug.result.findings[0]) + ". "))
+        #expect(message.hasPrefix(bug.result.findings[0].headline + ". "))
         #expect(message.contains("(2 bytes, tail): dirty, from store #4; missing: a write-back"))
         let location = ((first["locations"] as! [[String: Any]])[0]["physicalLocation"]) as! [String: Any]
         #expect((location["artifactLocation"] as! [String: Any])["uri"] as? String == "file:///usr/lib/libpmem.so.1")
@@ -60,7 +63,7 @@ import PowercutTrace
 
     @Test func aSymbolizedFramePointsAtTheSourceLine() throws {
         let lookup = FakeLookup(places: ["libpmem.so.1+0x1a2c": SourcePlace(function: "memcpy_flushcache", file: "src/flush.c", line: 88)])
-        let r = results(try document(Triage([bug], frames: FrameResolver(lookup: lookup))))
+        let r = results(try document(Triage([bug], frames: FrameResolver(lookup))))
         let location = (r[0]["locations"] as! [[String: Any]])[0]
         let physical = location["physicalLocation"] as! [String: Any]
         #expect((physical["artifactLocation"] as! [String: Any])["uri"] as? String == "src/flush.c")
@@ -109,7 +112,7 @@ import PowercutTrace
             durable 0x90000 8
             """, file: "-")
         let supp = try SuppressionList.parse("{\n x\n powercut:not-durable\n ...\n}\n", file: "ci.supp")
-        for triage in [Triage([bug, notes]), Triage([bug, bug], frames: FrameResolver(lookup: lookup)),
+        for triage in [Triage([bug, notes]), Triage([bug, bug], frames: FrameResolver(lookup)),
                        Triage([notes, bug], suppressions: SuppressionList(supp), baseline: Baseline())] {
             let text = SARIFReport(toolVersion: "0.1.0").render(triage)
             let problem = try sarifSchemaProblem(text)

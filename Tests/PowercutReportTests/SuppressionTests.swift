@@ -2,6 +2,9 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 @Suite struct SuppressionTests {
     // Stack 1: memcpy_flushcache in libpmem, called from the application.
@@ -15,7 +18,7 @@ import PowercutTrace
         op 1 end
         sfence
         """)
-    let names = FrameResolver(lookup: FakeLookup(places: [
+    let names = FrameResolver(FakeLookup(places: [
         "libpmem.so.1+0x1a2c": SourcePlace(function: "memcpy_flushcache"),
         "libpmem.so.1+0x2000": SourcePlace(function: "pmem_memcpy_nodrain"),
         "logwriter+0x1000": SourcePlace(function: "log_append"),

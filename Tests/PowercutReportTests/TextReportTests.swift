@@ -2,6 +2,9 @@ import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutReport
+@testable import PowercutTriage
+import PowercutSymbolize
+import PowercutOutput
 
 func checked(_ body: String, file: String = "t.pct", options: ReplayOptions = ReplayOptions()) throws -> CheckedTrace {
     let reader = try TraceReader(text: "powercut-trace 1\n" + body, name: file)

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Sweeps through the built binary (worker processes and all). The failing sets are
-/// worked out by hand from shared/spec/subjects.md.
+/// worked out by hand from what each reference subject does (README, "Recording one call").
 @Suite struct SweepCommandTests {
     func failingCases(_ json: String) throws -> [String: Set<[Int]>] {
         let doc = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]

@@ -1,7 +1,7 @@
 /*
  * powercut_subjects.h - the reference subjects: copy routines to persistent memory
  * that Linux has used on x86-64, current and historical, rebuilt in C from the
- * behaviour described in spec/subjects.md, so that the recorder can run their real
+ * behaviour documented in the README ("Recording one call"), so that the recorder can run their real
  * instruction sequences and the replayer can be judged on known good and known bad code.
  *
  * Every subject copies n bytes from src to dst (which must not overlap) and has the

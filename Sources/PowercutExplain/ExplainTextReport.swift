@@ -1,16 +1,17 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 
 /// The story as text: a headline, then each relevant event with its stack and the states
 /// of its cache lines after it, then the cut point where durability was promised, what
 /// was still at risk there and the fix.
 public struct ExplainTextReport {
-    public var symbolizer: Symbolizer
+    public var frames: FrameResolver
     /// At-risk ranges listed in full at the promise; the rest are counted.
     static let maxRiskLines = 16
 
-    public init(symbolizer: Symbolizer = ModuleOffsetSymbolizer()) {
-        self.symbolizer = symbolizer
+    public init(frames: FrameResolver = FrameResolver()) {
+        self.frames = frames
     }
 
     /// Looks every stack the story prints up at once.
@@ -18,14 +19,14 @@ public struct ExplainTextReport {
         var ids = Set<UInt32>()
         for s in ex.steps where s.event.stack != 0 { ids.insert(s.event.stack) }
         for r in ex.atRisk where r.stack != 0 { ids.insert(r.stack) }
-        symbolizer.prefetch(stacks: ids.sorted().compactMap { ex.stacks[$0] }, modules: ex.modules)
+        frames.prefetch(stacks: ids.sorted().compactMap { ex.stacks[$0] }, modules: ex.modules)
     }
 
     public func render(_ ex: Explanation) -> String {
         prefetch(ex)
         var out = "== \(ex.file): \(ex.events) event\(ex.events == 1 ? "" : "s"), domain \(ex.domain), \(ex.lineSize)-byte lines\n"
         if ex.isEmpty, let o = ex.op {
-            out += "\(TextReport().opLabel(o)) has an empty destination (len=0): no bytes to follow\n"
+            out += "\(o.label) has an empty destination (len=0): no bytes to follow\n"
             return out
         }
         if ex.isEmpty {
@@ -35,7 +36,7 @@ public struct ExplainTextReport {
         }
         out += ex.title
         if let n = ex.findingNumber, let f = ex.finding {
-            let headline = "\(f.severity): \(f.rule.rawValue): \(TextReport().headline(f))"
+            let headline = f.title
             // A byte or an op names the finding it is explained by on a line of its own.
             out += headline == ex.title ? "  [finding \(n) of \(ex.findingCount)]\n"
                                         : "\n   finding \(n) of \(ex.findingCount): \(headline)\n"
@@ -75,7 +76,7 @@ public struct ExplainTextReport {
         if !s.notes.isEmpty { head += "  — " + s.notes.joined(separator: "; ") }
         var out = head + "\n"
         if s.event.stack != 0 {
-            out += symbolizer.stackText(ex.stacks[s.event.stack] ?? [], modules: ex.modules, indent: "         ")
+            out += frames.stackText(ex.stacks[s.event.stack] ?? [], modules: ex.modules, indent: "         ")
         }
         for (line, runs) in s.lines {
             out += "      cut \(s.event.seq + 1)  line 0x\(hex(line)): " + runsText(runs) + "\n"
@@ -87,7 +88,7 @@ public struct ExplainTextReport {
 
     public func runsText(_ runs: [StateRun]) -> String {
         runs.map { r in
-            let span = r.length == 1 ? "0x\(hex(r.start))" : "0x\(hex(r.start))-0x\(hex(r.start + r.length - 1))"
+            let span = r.length == 1 ? "0x\(hex(r.start))" : "0x\(hex(r.start))-0x\(hex(r.start &+ (r.length - 1)))"
             var s = "\(span) \(r.state.name)"
             if let st = r.store, r.state.isAtRisk {
                 s += r.lastStore.map { $0 != st ? " (#\(st)…#\($0))" : " (#\(st))" } ?? " (#\(st))"
@@ -109,7 +110,7 @@ public struct ExplainTextReport {
                 out += "\(whenColon)\n   \(f.rule.help)\n"
             } else if isOutOfBounds(ex), let o = ex.op {
                 let range = "[0x\(hex(o.dst)), 0x\(hex(o.dst &+ o.length)))"
-                out += "At \(p.place) (cut \(p.cut)), \(bytes) byte\(bytes == 1 ? " was" : "s were") stored outside \(TextReport().opLabel(o))'s destination \(range):\n"
+                out += "At \(p.place) (cut \(p.cut)), \(bytes) byte\(bytes == 1 ? " was" : "s were") stored outside \(o.label)'s destination \(range):\n"
             } else if risk.isEmpty {
                 out += "\(whenColon) every byte followed is durable.\n"
             } else {
@@ -124,7 +125,7 @@ public struct ExplainTextReport {
         for r in risk.prefix(isFlushNote ? 0 : Self.maxRiskLines) {
             out += "   " + riskLine(r) + "\n"
             if r.stack != 0 {
-                out += symbolizer.stackText(ex.stacks[r.stack] ?? [], modules: ex.modules, indent: "      ")
+                out += frames.stackText(ex.stacks[r.stack] ?? [], modules: ex.modules, indent: "      ")
             }
         }
         if !isFlushNote && risk.count > Self.maxRiskLines {
@@ -138,21 +139,18 @@ public struct ExplainTextReport {
 
     private func isOutOfBounds(_ ex: Explanation) -> Bool { ex.finding?.rule == .outOfBoundsStore }
 
-    public func riskLine(_ r: RiskSpan) -> String {
-        let span = r.length == 1 ? "0x\(hex(r.start))" : "0x\(hex(r.start))-0x\(hex(r.start + r.length - 1))"
-        let pos = r.position.flatMap { $0 == .outside ? nil : ", \($0.rawValue)" } ?? ""
-        var s = "\(span) (\(r.length) byte\(r.length == 1 ? "" : "s")\(pos)): \(r.state.rawValue)"
-        if let e = r.store { s += ", from \(r.nonTemporal ? "ntstore" : "store") #\(e)" }
-        if let v = r.via, r.state == .flushing || r.state == .queued {
-            s += r.state == .flushing ? ", written back by #\(v)" : ", queued by #\(v)"
-        }
-        return s
+    /// A range at risk, worded as the finding's own ranges are (its position only
+    /// inside the destination).
+    public func riskLine(_ r: ByteRange) -> String {
+        var r = r
+        if r.position == .outside { r.position = nil }
+        return r.summary
     }
 
     func spansText(_ spans: [(start: UInt64, length: UInt64)]) -> String {
         let total = spans.reduce(0) { $0 + $1.length }
         let shown = spans.prefix(4).map { s in
-            s.length == 1 ? "0x\(hex(s.start))" : "0x\(hex(s.start))-0x\(hex(s.start + s.length - 1))"
+            s.length == 1 ? "0x\(hex(s.start))" : "0x\(hex(s.start))-0x\(hex(s.start &+ (s.length - 1)))"
         }.joined(separator: ", ")
         return shown + (spans.count > 4 ? ", …" : "") + " (\(total) byte\(total == 1 ? "" : "s"))"
     }

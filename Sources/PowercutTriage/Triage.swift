@@ -1,4 +1,5 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 
 /// What a run makes of each finding once suppressions and a baseline are applied:

@@ -1,7 +1,8 @@
 import Testing
 import PowercutModel
 import PowercutTrace
-@testable import PowercutReport
+@testable import PowercutExplain
+import PowercutSymbolize
 
 /// An in-memory trace from the body of a text trace.
 func explainTrace(_ body: String) throws -> Trace {
@@ -36,8 +37,8 @@ let tailNotWrittenBack = """
         // Only what touches line 0x10040, the op's markers and the drain are told.
         #expect(ex.steps.map(\.event.seq) == [0, 3, 4, 5, 6])
         #expect(ex.promise == Promise(event: 6, cut: 7, what: "the drain point of op 1 (memcpy_flushcache)", place: "the fence at #6"))
-        #expect(ex.atRisk == [RiskSpan(start: 0x10048, length: 2, position: .tail, state: .dirty, store: 4, nonTemporal: false,
-                                       stack: 1, via: nil, missing: .writeBackAndFence)])
+        #expect(ex.atRisk.map(\.summary) == ["0x10048-0x10049 (2 bytes, tail): dirty, from store #4"])
+        #expect(ex.atRisk.map(\.stack) == [1] && ex.atRisk.map(\.missing) == [.writeBackAndFence])
         #expect(ex.fixes == ["write back line 0x10040 after store #4 and before the fence at #6 (inside op 1 (memcpy_flushcache), before its return at #5: a flushcache routine must return nothing dirty)"])
         // The states after the store of the tail: the nt bytes wc, the tail dirty.
         let store = try #require(ex.steps.first { $0.event.seq == 4 })
@@ -190,5 +191,44 @@ let tailNotWrittenBack = """
             fix: write back line 0x10040 after store #4 and before the fence at #6 (inside op 1 (memcpy_flushcache), before its return at #5: a flushcache routine must return nothing dirty)
 
             """)
+    }
+
+    @Test func aFindingInTheLastLineOfTheAddressSpaceIsExplained() throws {
+        // Once an arithmetic-overflow trap: the line's end is 2^64.
+        let body = """
+            pmem 0xffffffffffffff00 0x100
+            op 1 begin dst=0xffffffffffffffc0 len=64 contract=flushcache
+            store 0xfffffffffffffff8 8
+            op 1 end
+            sfence
+            """
+        let ex = try explained(body)
+        #expect(ex.lines == [0xffff_ffff_ffff_ffc0])
+        #expect(ex.atRisk.map(\.summary) == ["0xfffffffffffffff8-0xffffffffffffffff (8 bytes, body): dirty, from store #1"])
+        #expect(ex.rows.map(\.label) == ["line 0xffffffffffffffc0", "0xfffffffffffffff8-0xffffffffffffffff body"])
+        let byte = try explained(body, .byte(0xffff_ffff_ffff_ffff))
+        #expect(byte.chosen.map(\.length) == [1] && byte.atRisk.map(\.length) == [1])
+        #expect(ExplainTextReport().render(ex).contains("fix: write back line 0xffffffffffffffc0 after store #1"))
+        #expect(TimelinePicture(ex).svg().contains("0xfffffffffffffff8-0xffffffffffffffff body"))
+    }
+
+    @Test func aDeclaredLengthDoesNotDecideWhatIsFollowed() throws {
+        // A 16 TiB destination and assertion with one store: only the stored line is
+        // followed (it was 2^38 lines, seconds and gigabytes, before).
+        let body = """
+            pmem 0 0x100000000000
+            op 1 begin dst=0 len=0x100000000000 contract=persist
+            store 8 8
+            op 1 end
+            durable 0 0x100000000000
+            """
+        for selector in [ExplainSelector.firstError, .finding(2), .op(1)] {
+            let ex = try explained(body, selector)
+            #expect(ex.lines == [0], "\(selector)")
+            #expect(ex.atRisk.map(\.start) == [8] && ex.atRisk.map(\.length) == [8], "\(selector)")
+        }
+        // A small destination is still followed line by line, stored to or not.
+        let small = try explained("pmem 0 0x1000\nop 1 begin dst=0 len=256 contract=persist\nstore 8 8\nop 1 end\n", .op(1))
+        #expect(small.lines == [0, 0x40, 0x80, 0xc0])
     }
 }

@@ -5,7 +5,8 @@ import FoundationXML
 import Testing
 import PowercutModel
 import PowercutTrace
-@testable import PowercutReport
+@testable import PowercutExplain
+import PowercutSymbolize
 
 /// The elements of an SVG document: name, attributes and text, in order.
 final class SVGElements: NSObject, XMLParserDelegate {

@@ -1,17 +1,23 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 
 // `powercut explain`: the story of chosen bytes across the cut points.
 //
-// The trace is replayed twice. The first replay finds the findings (numbered as
-// `powercut check` lists them) and the ops. The second walks the events one by one and,
-// after every event that concerns the chosen bytes' cache lines, asks the replayer for
-// the state of each byte of those lines. The events that concern them ("relevant"):
-// stores and non-temporal stores that touch the lines, write-backs of the lines, fences
-// and flush-hint writes while some byte of the lines is at risk, the markers of the ops
-// whose destination meets the lines, `durable` assertions over them, and the event where
+// The first replay is the check's: it finds the findings (numbered as `powercut check`
+// lists them) and the ops, which decide the bytes to follow. The story is then told by
+// a `ReplayObserver` plugged into a second replay: after every event that concerns the
+// chosen bytes' cache lines it asks the replayer for the state of those lines (explain
+// keeps no model state of its own). The events that concern them ("relevant"): stores
+// and non-temporal stores that touch the lines, write-backs of the lines, fences and
+// flush-hint writes while some byte of the lines is at risk, the markers of the ops whose
+// destination meets the lines, `durable` assertions over them, and the event where
 // durability was promised. Every other event leaves those bytes as they were, so runs of
 // them are only counted.
+//
+// Memory follows what is at risk, not what a trace declares: of a destination or
+// assertion larger than `Explainer.maxFollowedLines` lines, only the lines some store
+// touched are followed.
 
 /// Which bytes to explain.
 public enum ExplainSelector: Equatable, Sendable {
@@ -98,20 +104,6 @@ public struct StateRun: Equatable, Sendable {
     public var chosen: Bool
 }
 
-/// At-risk bytes at the promise, with what left them there.
-public struct RiskSpan: Equatable, Sendable {
-    public var start: UInt64
-    public var length: UInt64
-    public var position: Position?
-    public var state: ByteState
-    public var store: UInt64?
-    public var nonTemporal: Bool
-    public var stack: UInt32
-    /// The write-back (flushing) or fence (queued) that moved the bytes last.
-    public var via: UInt64?
-    public var missing: Missing
-}
-
 /// Where durability was promised: the cut point the story ends at.
 public struct Promise: Equatable, Sendable {
     /// nil: the end of the trace.
@@ -188,7 +180,7 @@ public struct Explanation: Sendable {
     public var items: [ExplainItem]
     public var promise: Promise?
     /// Chosen bytes at risk at the promise (or at the end of the trace when there is none).
-    public var atRisk: [RiskSpan]
+    public var atRisk: [ByteRange]
     public var fixes: [String]
     /// Events after the promise, left out of the story.
     public var eventsAfterPromise: UInt64 = 0
@@ -233,7 +225,6 @@ public struct Explainer {
         ex.errors = result.errors
         ex.warnings = result.warnings
         ex.notes = result.notes
-        let report = TextReport()
 
         // 1. What to follow.
         var finding: Finding?
@@ -275,7 +266,7 @@ public struct Explainer {
                 finding = findings[i]
                 ex.findingNumber = i + 1
             }
-            ex.title = report.opLabel(o) + ": dst=0x\(hex(o.dst)) len=\(o.length) contract=\(o.contract)"
+            ex.title = o.label + ": dst=0x\(hex(o.dst)) len=\(o.length) contract=\(o.contract)"
         }
         let followsFinding: Bool = switch selector {
         case .firstError, .finding: true
@@ -287,7 +278,7 @@ public struct Explainer {
             spans = f.ranges.map { ($0.start, $0.length) }
             if spans.isEmpty, let line = f.line { spans = [(line, lineSize)] }
             if spans.isEmpty, let o = f.op { spans = opSpan(o) }
-            ex.title = "\(f.severity): \(f.rule.rawValue): \(report.headline(f))"
+            ex.title = "\(f.title)"
         }
         ex.finding = finding
         ex.severity = finding?.severity
@@ -298,20 +289,10 @@ public struct Explainer {
         // 2. Where durability was promised.
         ex.promise = promise(finding: finding, op: op, events: numbered, total: result.events, domain: result.domain)
 
-        // 3. The lines and the picture's rows.
-        var lineSet = Set<UInt64>()
-        for (s, n) in ex.chosen {
-            var line = s & ~(lineSize - 1)
-            let lastLine = (s &+ n &- 1) & ~(lineSize - 1)
-            while true {
-                lineSet.insert(line)
-                if line >= lastLine { break }
-                line += lineSize
-            }
-        }
-        ex.lines = lineSet.sorted()
+        // 3. The lines to follow and the picture's rows.
+        ex.lines = followedLines(ex.chosen, finding: finding, trace: trace, lineSize: lineSize)
 
-        // 4. Walk the events.
+        // 4. Walk the events, as an observer of a second replay.
         // Rows of their own in the picture: the finding's byte ranges (what was lost), or
         // the chosen byte; an op without a finding is shown by its lines alone.
         let runRows: [(UInt64, UInt64)]
@@ -322,8 +303,10 @@ public struct Explainer {
         } else {
             runRows = ex.chosen.map { ($0.start, $0.length) }
         }
-        let walk = Walk(explainer: self, trace: trace, numbered: numbered, result: result, ex: ex, pmem: pmem, runRows: runRows)
-        walk.run()
+        let walk = Walk(explainer: self, trace: trace, result: result, ex: ex, pmem: pmem, runRows: runRows)
+        let replayer = Replayer(header: header, options: options, observer: walk)
+        replayer.apply(trace.batch)
+        _ = replayer.finish(names: trace.names)
         ex.items = walk.items
         ex.rows = walk.rows
         ex.atRisk = walk.atRiskAtPromise
@@ -332,23 +315,71 @@ public struct Explainer {
             // The model's own account, cut to the chosen bytes.
             ex.atRisk = f.ranges.compactMap { r in
                 guard let (s, n) = intersect(r.start, r.length, ex.chosen) else { return nil }
-                return RiskSpan(start: s, length: n, position: r.position, state: r.state, store: r.event,
-                                nonTemporal: r.nonTemporal, stack: r.stack, via: r.via, missing: r.missing)
+                var cut = r
+                cut.start = s
+                cut.length = n
+                return cut
             }
             walk.markLost(ex.atRisk)
             ex.rows = walk.rows
         }
-        ex.fixes = fixes(ex, finding: finding)
+        ex.fixes = Finding.fixes(for: finding, atRisk: ex.atRisk,
+                                 context: FixContext(domain: ex.domain, lineSize: lineSize, op: ex.op,
+                                                     place: ex.promise?.place ?? "the end of the trace",
+                                                     promiseEvent: ex.promise?.event))
         return ex
+    }
+
+    /// The most lines of a destination or assertion followed whole; of a larger one only
+    /// the lines some store touched, so that memory follows
+    /// what the trace stores, not a length it declares.
+    public static let maxFollowedLines: UInt64 = 4096
+
+    /// The cache lines of the chosen bytes to follow, sorted.
+    func followedLines(_ chosen: [(start: UInt64, length: UInt64)], finding: Finding?, trace: Trace,
+                       lineSize: UInt64) -> [UInt64] {
+        func linesOf(_ s: UInt64, _ n: UInt64) -> (first: UInt64, last: UInt64) {
+            (s & ~(lineSize - 1), (s &+ (n - 1)) & ~(lineSize - 1))
+        }
+        var total: UInt64 = 0
+        for (s, n) in chosen {
+            let (first, last) = linesOf(s, n)
+            total = total &+ (last - first) / lineSize + 1
+            if total > Self.maxFollowedLines { break }
+        }
+        var lineSet = Set<UInt64>()
+        func add(_ first: UInt64, _ last: UInt64) {
+            var line = first
+            while true {
+                lineSet.insert(line)
+                if line >= last { break }
+                line += lineSize
+            }
+        }
+        if total <= Self.maxFollowedLines {
+            for (s, n) in chosen { let (f, l) = linesOf(s, n); add(f, l) }
+            return lineSet.sorted()
+        }
+        // Only lines some store touched, inside the chosen bytes.
+        for e in trace.events where e.kind.isStore && e.size > 0 {
+            let eLast = e.address &+ (e.size - 1)
+            for (s, n) in chosen {
+                let lo = max(e.address, s), hi = min(eLast, s &+ (n - 1))
+                if lo <= hi { let (f, l) = linesOf(lo, hi - lo + 1); add(f, l) }
+            }
+        }
+        // Every at-risk byte was stored to, so the finding's own bytes are among these.
+        return lineSet.sorted()
     }
 
     /// Sorted, merged spans.
     func merge(_ spans: [(UInt64, UInt64)]) -> [(start: UInt64, length: UInt64)] {
         var out: [(start: UInt64, length: UInt64)] = []
+        // Inclusive ends: a span may end at the last byte of the address space.
         for (s, n) in spans.sorted(by: { $0.0 < $1.0 }) where n > 0 {
-            if let last = out.last, last.start &+ last.length >= s {
-                let end = max(last.start &+ last.length, s &+ n)
-                out[out.count - 1].length = end - last.start
+            if let last = out.last, s == 0 || last.start &+ (last.length - 1) >= s - 1 {
+                let end = max(last.start &+ (last.length - 1), s &+ (n - 1))
+                out[out.count - 1].length = end - last.start + 1
             } else {
                 out.append((s, n))
             }
@@ -360,8 +391,9 @@ public struct Explainer {
     /// a finding's own ranges are all chosen).
     func intersect(_ s: UInt64, _ n: UInt64, _ chosen: [(start: UInt64, length: UInt64)]) -> (UInt64, UInt64)? {
         for c in chosen {
-            let lo = max(s, c.start), hi = min(s &+ n, c.start &+ c.length)
-            if lo < hi { return (lo, hi - lo) }
+            guard n > 0, c.length > 0 else { continue }
+            let lo = max(s, c.start), hi = min(s &+ (n - 1), c.start &+ (c.length - 1))
+            if lo <= hi { return (lo, hi - lo + 1) }
         }
         return nil
     }
@@ -383,7 +415,7 @@ public struct Explainer {
             }
             return Promise(event: seq, cut: seq + 1, what: what, place: place)
         }
-        let label = op.map { TextReport().opLabel($0) } ?? ""
+        let label = op.map { $0.label } ?? ""
         if let f = finding {
             switch f.rule {
             case .notDurable:
@@ -421,123 +453,30 @@ public struct Explainer {
             return describe(nil, "\(label) has no drain point")
         }
     }
-
-    func fixes(_ ex: Explanation, finding: Finding?) -> [String] {
-        var out: [String] = []
-        func add(_ s: String) { if !out.contains(s) { out.append(s) } }
-        let place = ex.promise?.place ?? "the end of the trace"
-        /// A fence is already asked for (missing drain): no per-state fence sentences.
-        var fencesDone = false
-        let op = ex.op
-        if let f = finding {
-            let at = f.event.map { "#\($0)" } ?? "the end of the trace"
-            switch f.rule {
-            case .redundantFlush:
-                add("drop the write-back at \(at), or point it at a line that was stored to (line 0x\(hex(f.line ?? 0)) had nothing dirty)")
-                return out
-            case .unnecessaryFlush:
-                add("drop the write-back at \(at): in \(ex.domain) or a volatile range a write-back is overhead")
-                return out
-            case .missingDrain:
-                let end = f.op?.end.map { "#\($0)" } ?? "its return"
-                add("add a fence after \(f.op.map { TextReport().opLabel($0) } ?? "the op") returns at \(end) (the caller's drain, e.g. pmem_drain)")
-                // That one fence drains every write-back and non-temporal store; only
-                // dirty bytes need more.
-                if !ex.atRisk.contains(where: { $0.state == .dirty }) { return out }
-                fencesDone = true
-            case .outOfBoundsStore:
-                for r in ex.atRisk {
-                    let o = f.op
-                    let range = o.map { "[0x\(hex($0.dst)), 0x\(hex($0.dst &+ $0.length)))" } ?? "its destination"
-                    add("keep store #\(r.store.map(String.init) ?? "?") inside \(o.map { TextReport().opLabel($0) } ?? "the op")'s destination \(range), or widen the op's len")
-                }
-                return out
-            case .notDurable, .dirtyAtReturn:
-                break
-            }
-        }
-        // One fix per line for dirty bytes (a write-back after the line's last store
-        // covers the earlier ones), one per state for the others (a fence after the
-        // last write-back or non-temporal store covers them all).
-        let risky = ex.atRisk.filter { $0.state != .durable }
-        func lineText(_ first: UInt64, _ last: UInt64) -> String {
-            first == last ? "line 0x\(hex(first))" : "lines 0x\(hex(first))-0x\(hex(last))"
-        }
-        func latest(_ xs: [UInt64?]) -> String? { xs.compactMap { $0 }.max().map { "#\($0)" } }
-        var dirtyLines: [UInt64: [RiskSpan]] = [:]
-        for r in risky where r.state == .dirty {
-            var line = r.start & ~(ex.lineSize - 1)
-            let last = (r.start &+ r.length &- 1) & ~(ex.lineSize - 1)
-            while true {
-                dirtyLines[line, default: []].append(r)
-                if line >= last { break }
-                line += ex.lineSize
-            }
-        }
-        // Lines with the same last store share one sentence.
-        var byStore: [(store: String, lines: [UInt64], spans: [RiskSpan])] = []
-        for line in dirtyLines.keys.sorted() {
-            let spans = dirtyLines[line]!
-            let st = latest(spans.map(\.store)) ?? "?"
-            if let i = byStore.firstIndex(where: { $0.store == st && $0.lines.last.map { $0 + ex.lineSize == line } == true }) {
-                byStore[i].lines.append(line)
-                byStore[i].spans += spans
-            } else {
-                byStore.append((st, [line], spans))
-            }
-        }
-        for g in byStore {
-            var s = "write back \(lineText(g.lines.first!, g.lines.last!)) after store \(g.store) and before \(place)"
-            if let op, op.contract == .flushcache, let end = op.end, ex.promise?.event != end,
-               g.spans.contains(where: { r in
-                   r.store.map { $0 > op.begin && $0 < end } == true && r.start >= op.dst && r.start - op.dst < op.length
-               }) {
-                s += " (inside \(TextReport().opLabel(op)), before its return at #\(end): a flushcache routine must return nothing dirty)"
-            }
-            if ex.domain == .wpq { s += ", with a fence before the flush-hint write" }
-            add(s)
-        }
-        if fencesDone { return out }
-        // Write-backs and non-temporal stores need the same thing: one fence after the last.
-        let flushing = latest(risky.filter { $0.state == .flushing }.map(\.via))
-        let wc = latest(risky.filter { $0.state == .wc }.map(\.store))
-        switch (flushing, wc) {
-        case let (w?, n?): add("add a fence after write-back \(w) and non-temporal store \(n), before \(place)")
-        case let (w?, nil): add("add a fence after write-back \(w), before \(place)")
-        case let (nil, n?): add("add a fence after non-temporal store \(n), before \(place)")
-        case (nil, nil): break
-        }
-        let queued = risky.filter { $0.state == .queued }
-        if !queued.isEmpty {
-            add("add a flush-hint write (wpqflush) and a fence after \(latest(queued.map { $0.via ?? $0.store }) ?? "the fence"), before \(place)")
-        }
-        for r in risky where r.state == .outside {
-            add("declare 0x\(hex(r.start))-0x\(hex(r.start &+ r.length &- 1)) with a pmem record (memory outside pmem is never durable)")
-        }
-        return out
-    }
 }
 
-/// The second replay: per-byte states of the chosen lines after each relevant event.
-private final class Walk {
+/// The story, told by watching a replay: after each relevant event it reads the states
+/// of the chosen lines from the replayer. What it keeps per byte is only what the
+/// picture needs and the model does not: whether a byte was ever stored to (untouched is
+/// not a persistence state), and the states last shown, to tell which lines changed.
+private final class Walk: ReplayObserver {
     let explainer: Explainer
     let trace: Trace
-    let numbered: [Event]
     let result: ReplayResult
     let ex: Explanation
     let lineSize: UInt64
-    let replayer: Replayer
     let chosenLines: [UInt64]
     let lineIndex: [UInt64: Int]
+    let promiseEvent: UInt64?
+    /// The story ended at the promise; later events are only counted.
+    var done = false
 
-    /// Per chosen line, per byte.
+    /// Per chosen line, per byte: the state last read (untouched: never stored to) and,
+    /// for an at-risk byte, the store that wrote it.
     var state: [[CellState]]
     var store: [[UInt64?]]
-    var nonTemporal: [[Bool]]
-    var via: [[UInt64?]]
     var inPmem: [[Bool]]
     var chosenByte: [[Bool]]
-    var lineWorst: [CellState]
     /// Per chosen line, the count of its bytes in each state.
     var lineMix: [[Int]]
     /// Lines with at-risk bytes now.
@@ -547,44 +486,52 @@ private final class Walk {
     /// Per row: the lines it covers (index range) or the byte run it is.
     var rowLines: [Range<Int>] = []
     var items: [ExplainItem] = []
-    var atRiskAtPromise: [RiskSpan] = []
+    var steps: [ExplainItem] = []
+    var atRiskAtPromise: [ByteRange] = []
     var eventsAfterPromise: UInt64 = 0
 
     /// Op ranges by ID, for the op markers.
     var opRanges: [UInt64: (UInt64, UInt64)] = [:]
     var opNames: [UInt64: OpInfo] = [:]
+    /// A run of events left out of the story.
+    var gapFirst: UInt64?
+    var gapLast: UInt64 = 0
+    var gapCount = 0
+    let chosenFirst: UInt64
+    let chosenLast: UInt64
 
-    init(explainer: Explainer, trace: Trace, numbered: [Event], result: ReplayResult, ex: Explanation, pmem: [PmemRange],
+    init(explainer: Explainer, trace: Trace, result: ReplayResult, ex: Explanation, pmem: [PmemRange],
          runRows: [(UInt64, UInt64)]) {
         self.explainer = explainer
         self.trace = trace
-        self.numbered = numbered
         self.result = result
         self.ex = ex
         lineSize = ex.lineSize
-        replayer = Replayer(header: trace.header, options: explainer.options)
         chosenLines = ex.lines
+        promiseEvent = ex.promise?.event
         var index: [UInt64: Int] = [:]
         for (i, l) in chosenLines.enumerated() { index[l] = i }
         lineIndex = index
         let n = Int(lineSize)
         state = Array(repeating: Array(repeating: .untouched, count: n), count: chosenLines.count)
         store = Array(repeating: Array(repeating: nil, count: n), count: chosenLines.count)
-        nonTemporal = Array(repeating: Array(repeating: false, count: n), count: chosenLines.count)
-        via = Array(repeating: Array(repeating: nil, count: n), count: chosenLines.count)
         inPmem = chosenLines.map { line in (0..<UInt64(n)).map { b in pmem.contains { $0.contains(line + b) } } }
         chosenByte = chosenLines.map { line in
             (0..<UInt64(n)).map { b in ex.chosen.contains { line + b >= $0.start && line + b - $0.start < $0.length } }
         }
-        lineWorst = Array(repeating: .untouched, count: chosenLines.count)
         lineMix = inPmem.map { p in
             var mix = Array(repeating: 0, count: CellState.allCases.count)
             mix[CellState.untouched.rawValue] = p.filter { $0 }.count
             return mix
         }
+        chosenFirst = chosenLines.first ?? 0
+        chosenLast = (chosenLines.last ?? 0) &+ (lineSize - 1)
         for o in result.ops { opNames[o.id] = o }
         buildRows(runRows)
     }
+
+    /// The last byte of a line (never past the end of the address space).
+    func lastByte(_ line: UInt64) -> UInt64 { line &+ (lineSize - 1) }
 
     // MARK: Rows
 
@@ -594,21 +541,21 @@ private final class Walk {
         var i = 0
         while i < lines.count {
             let j = min(lines.count, i + bandSize)
-            let first = lines[i], last = lines[j - 1] + lineSize - 1
+            let first = lines[i], last = lastByte(lines[j - 1])
             let label = j - i == 1 ? "line 0x\(hex(first))" : "lines 0x\(hex(first))-0x\(hex(lines[j - 1])) (\(j - i))"
             rows.append(ExplainRow(label: label, first: first, last: last, isByteRun: false, lost: false))
             rowLines.append(i..<j)
             if bandSize == 1 {
                 // Runs of chosen bytes that are not the whole line get rows of their own.
-                for (start, length) in runRows where rows.count < 2 * explainer.maxRows {
-                    let lo = max(start, first), hi = min(start &+ length, first + lineSize)
-                    guard lo < hi, !(lo == first && hi == first + lineSize) else { continue }
+                for (start, length) in runRows where rows.count < 2 * explainer.maxRows && length > 0 {
+                    let lo = max(start, first), hi = min(start &+ (length - 1), last)
+                    guard lo <= hi, !(lo == first && hi == last) else { continue }
                     let pos = ex.op.map { o -> String in
                         let p = o.position(of: lo)
                         return p == .outside ? "" : " \(p.rawValue)"
                     } ?? ""
-                    let label = hi - lo == 1 ? "0x\(hex(lo))\(pos)" : "0x\(hex(lo))-0x\(hex(hi - 1))\(pos)"
-                    rows.append(ExplainRow(label: label, first: lo, last: hi - 1, isByteRun: true, lost: false))
+                    let label = hi == lo ? "0x\(hex(lo))\(pos)" : "0x\(hex(lo))-0x\(hex(hi))\(pos)"
+                    rows.append(ExplainRow(label: label, first: lo, last: hi, isByteRun: true, lost: false))
                     rowLines.append(i..<j)
                 }
             }
@@ -637,13 +584,13 @@ private final class Walk {
         }
     }
 
-    func markLost(_ spans: [RiskSpan]) {
+    func markLost(_ spans: [ByteRange]) {
         for r in rows.indices {
             let row = rows[r]
             // A line row is marked only when no run of its own shows the lost bytes.
             let hasRunRows = !row.isByteRun && rows.indices.contains { rows[$0].isByteRun && rowLines[$0] == rowLines[r] }
             rows[r].lost = !hasRunRows && spans.contains { s in
-                s.state != .durable && s.start <= row.last && s.start &+ s.length &- 1 >= row.first
+                s.state != .durable && s.start <= row.last && s.start &+ (s.length - 1) >= row.first
             }
         }
     }
@@ -668,27 +615,34 @@ private final class Walk {
 
     /// Re-reads the states of a line from the replayer; true when any changed.
     @discardableResult
-    func refresh(_ li: Int, by e: Event) -> Bool {
+    func refresh(_ li: Int, from replayer: Replayer) -> Bool {
         let line = chosenLines[li]
+        let n = Int(lineSize)
+        // The model's at-risk runs of the line; every other stored pmem byte is durable.
+        var now = [CellState](repeating: .durable, count: n)
+        var storeNow = [UInt64?](repeating: nil, count: n)
+        for r in replayer.atRisk(line, lastByte(line)) {
+            for a in r.start...(r.start &+ (r.length - 1)) {
+                let b = Int(a - line)
+                now[b] = CellState(r.state)
+                storeNow[b] = r.event
+            }
+        }
         var changed = false
-        var worst = CellState.untouched
         var atRisk = false
-        for b in 0..<Int(lineSize) {
+        for b in 0..<n {
             let old = state[li][b]
             guard old != .untouched else { continue }
-            let new: CellState = inPmem[li][b] ? CellState(replayer.state(of: line + UInt64(b))) : .outside
+            let new: CellState = inPmem[li][b] ? now[b] : .outside
             if new != old {
                 changed = true
                 state[li][b] = new
-                // What moved the byte, unless it is the store that wrote it.
-                if store[li][b] != e.seq { via[li][b] = e.seq }
             }
-            worst = max(worst, new)
+            store[li][b] = new.isAtRisk ? storeNow[b] : nil
             if new.isAtRisk { atRisk = true }
         }
-        lineWorst[li] = worst
         var mix = Array(repeating: 0, count: CellState.allCases.count)
-        for b in 0..<Int(lineSize) where inPmem[li][b] || state[li][b] != .untouched { mix[state[li][b].rawValue] += 1 }
+        for b in 0..<n where inPmem[li][b] || state[li][b] != .untouched { mix[state[li][b].rawValue] += 1 }
         lineMix[li] = mix
         if atRisk { risky.insert(li) } else { risky.remove(li) }
         return changed
@@ -705,7 +659,7 @@ private final class Walk {
             let st = s.isAtRisk ? store[li][b] : nil
             let chosen = markChosen && chosenByte[li][b]
             let address = line + UInt64(b)
-            if var last = out.last, last.start + last.length == address, last.state == s, last.chosen == chosen {
+            if var last = out.last, last.start &+ last.length == address, last.state == s, last.chosen == chosen {
                 last.length += 1
                 if let st {
                     last.store = min(last.store ?? st, st)
@@ -719,197 +673,174 @@ private final class Walk {
         return out
     }
 
-    func run() {
-        let promiseEvent = ex.promise?.event
-        var gapFirst: UInt64?
-        var gapLast: UInt64 = 0
-        var gapCount = 0
-        var steps: [ExplainItem] = []
-        let report = TextReport()
-        func closeGap() {
-            if let f = gapFirst {
-                steps.append(.gap(first: f, last: gapLast, count: gapCount, elided: false, rows: rowStates(), mix: rowMix()))
-                gapFirst = nil
-                gapCount = 0
-            }
+    func meetsLines(_ a: UInt64, _ n: UInt64) -> Bool {
+        guard n > 0, !chosenLines.isEmpty else { return false }
+        let last = a &+ (n - 1)
+        guard last >= chosenFirst && a <= chosenLast else { return false }
+        return !lines(from: a, to: last).isEmpty
+    }
+
+    func closeGap() {
+        if let f = gapFirst {
+            steps.append(.gap(first: f, last: gapLast, count: gapCount, elided: false, rows: rowStates(), mix: rowMix()))
+            gapFirst = nil
+            gapCount = 0
         }
-        let chosenFirst = chosenLines.first ?? 0
-        let chosenLast = (chosenLines.last ?? 0) &+ (lineSize - 1)
-        func meetsLines(_ a: UInt64, _ n: UInt64) -> Bool {
-            guard n > 0 else { return false }
-            let last = a &+ (n - 1)
-            guard last >= chosenFirst && a <= chosenLast else { return false }
-            return !lines(from: a, to: last).isEmpty
+    }
+
+    // MARK: The replay's events
+
+    func replayer(_ replayer: Replayer, applied e: Event, data: ArraySlice<UInt8>?) {
+        guard !done else { return }
+        let seq = e.seq
+        var relevant = seq == promiseEvent
+        var touchedLines: [Int] = []
+        var notes: [String] = []
+        switch e.kind {
+        case .store, .ntstore:
+            if e.size > 0 && meetsLines(e.address, e.size) {
+                relevant = true
+                touchedLines = lines(from: e.address, to: e.address &+ (e.size - 1))
+            }
+        case .clwb, .clflushopt, .clflush:
+            if let li = lineIndex[e.address & ~(lineSize - 1)] {
+                relevant = true
+                touchedLines = [li]
+            }
+        case .sfence, .mfence, .fence, .wpqflush:
+            if !risky.isEmpty { relevant = true }
+        case .opBegin:
+            opRanges[e.op] = (e.address, e.size)
+            if meetsLines(e.address, e.size) || e.op == ex.op?.id { relevant = true }
+        case .opEnd:
+            if let (d, n) = opRanges[e.op], meetsLines(d, n) || e.op == ex.op?.id { relevant = true }
+        case .durable:
+            if meetsLines(e.address, e.size) { relevant = true }
+        case .stackDefinition, .mark, .pmem, .pmemRelease:
+            break
         }
-
-        for e in trace.events {
-            if e.kind == .stackDefinition {
-                continue
-            }
-            let seq = e.seq
-            var relevant = seq == promiseEvent
-            var touchedLines: [Int] = []
-            var notes: [String] = []
-            switch e.kind {
-            case .store, .ntstore:
-                if e.size > 0 && meetsLines(e.address, e.size) {
-                    relevant = true
-                    touchedLines = lines(from: e.address, to: e.address &+ (e.size - 1))
-                }
-            case .clwb, .clflushopt, .clflush:
-                if let li = lineIndex[e.address & ~(lineSize - 1)] {
-                    relevant = true
-                    touchedLines = [li]
-                }
-            case .sfence, .mfence, .fence, .wpqflush:
-                if !risky.isEmpty { relevant = true }
-            case .opBegin:
-                opRanges[e.op] = (e.address, e.size)
-                if meetsLines(e.address, e.size) || e.op == ex.op?.id { relevant = true }
-            case .opEnd:
-                if let (d, n) = opRanges[e.op], meetsLines(d, n) || e.op == ex.op?.id { relevant = true }
-            case .durable:
-                if meetsLines(e.address, e.size) { relevant = true }
-            case .stackDefinition, .mark, .pmem, .pmemRelease:
-                break
-            }
-            let riskyBefore = risky
-            replayer.apply(e)
-            guard relevant else {
-                if gapFirst == nil { gapFirst = seq }
-                gapLast = seq
-                gapCount += 1
-                continue
-            }
-            closeGap()
-
-            // Bring the touched lines (and, for fences, every line at risk) up to date.
-            var shown: [Int] = []
-            switch e.kind {
-            case .store, .ntstore:
-                let last = e.address &+ (e.size - 1)
-                for li in touchedLines {
-                    let line = chosenLines[li]
-                    let lo = max(e.address, line), hi = min(last, line + lineSize - 1)
-                    for a in lo...hi {
-                        let b = Int(a - line)
-                        store[li][b] = seq
-                        nonTemporal[li][b] = e.kind == .ntstore
-                        via[li][b] = nil
-                        // Written now: a placeholder that the re-read below replaces.
-                        state[li][b] = .untouched == state[li][b] ? .durable : state[li][b]
-                    }
-                    refresh(li, by: e)
-                    shown.append(li)
-                }
-            case .clwb, .clflushopt, .clflush:
-                for li in touchedLines {
-                    refresh(li, by: e)
-                    shown.append(li)
-                }
-            case .sfence, .mfence, .fence, .wpqflush:
-                for li in riskyBefore.sorted() where refresh(li, by: e) { shown.append(li) }
-                if shown.isEmpty && !riskyBefore.isEmpty && e.kind != .wpqflush {
-                    let dirtyOnly = riskyBefore.allSatisfy { li in state[li].allSatisfy { $0 == .dirty || !$0.isAtRisk } }
-                    notes.append(dirtyOnly ? "changes nothing here: dirty bytes need a write-back first"
-                                           : "changes nothing here")
-                }
-            default:
-                break
-            }
-            if seq == promiseEvent {
-                // The state where durability was promised: every chosen line.
-                for li in chosenLines.indices where state[li].contains(where: { $0 != .untouched }) && !shown.contains(li) {
-                    shown.append(li)
-                }
-                shown.sort()
-                let judged = ex.finding.map { $0.rule == .notDurable || $0.rule == .dirtyAtReturn } ?? true
-                notes.append((judged ? "promised here: " : "judged here: ") + ex.promise!.what)
-            }
-            // Markers: what the op's return means.
-            if e.kind == .opEnd, let o = opNames[e.op], seq != promiseEvent {
-                switch o.contract {
-                case .flushcache: notes.append("\(report.opLabel(o)) returns; its caller's next fence is the drain point")
-                case .persist: notes.append("\(report.opLabel(o)) returns; its range must be durable now")
-                case .none: notes.append("\(report.opLabel(o)) returns")
-                }
-            }
-            if e.kind == .opBegin, let o = opNames[e.op], !e.hasExplicitContract {
-                notes.append("contract \(o.contract)")
-            }
-            let verdicts = result.findings.filter { f in
-                guard f.event == seq && f.severity != .note else { return false }
-                if let o = f.op, o.id == ex.op?.id { return true }
-                return f.ranges.contains { meetsLines($0.start, $0.length) }
-            }.map { "\($0.severity): \($0.rule.rawValue): \(report.headline($0))" }
-
-            let visible = Array(shown.prefix(explainer.linesPerStep))
-            var touched = Array(repeating: false, count: rows.count)
-            if !touchedLines.isEmpty {
-                for r in rows.indices {
-                    let row = rows[r]
-                    if e.kind.isStore {
-                        let last = e.address &+ (e.size - 1)
-                        touched[r] = e.address <= row.last && last >= row.first
-                    } else {
-                        touched[r] = touchedLines.contains { rowLines[r].contains($0) } && !row.isByteRun
-                            || (row.isByteRun && row.first & ~(lineSize - 1) == e.address & ~(lineSize - 1))
-                    }
-                }
-            }
-            var record = e
-            record.stack = 0
-            let step = ExplainStep(event: e,
-                                   record: TextFormat.line(for: record, data: nil, names: trace.names, stacks: trace.stacks),
-                                   notes: notes, verdicts: verdicts,
-                                   lines: visible.map { (chosenLines[$0], runs($0)) },
-                                   moreLines: shown.count - visible.count,
-                                   rows: rowStates(), mix: rowMix(), touched: touched, isPromise: seq == promiseEvent)
-            steps.append(.step(step))
-            if seq == promiseEvent {
-                atRiskAtPromise = risks()
-                eventsAfterPromise = result.events - seq - 1
-                break
-            }
+        guard relevant else {
+            if gapFirst == nil { gapFirst = seq }
+            gapLast = seq
+            gapCount += 1
+            return
         }
         closeGap()
-        if promiseEvent == nil { atRiskAtPromise = risks() }
+        let riskyBefore = risky
+
+        // Bring the touched lines (and, for fences, every line at risk) up to date.
+        var shown: [Int] = []
+        switch e.kind {
+        case .store, .ntstore:
+            let last = e.address &+ (e.size - 1)
+            for li in touchedLines {
+                let line = chosenLines[li]
+                let lo = max(e.address, line), hi = min(last, lastByte(line))
+                for a in lo...hi {
+                    let b = Int(a - line)
+                    // Stored to now: the re-read below gives its state.
+                    if state[li][b] == .untouched { state[li][b] = .durable }
+                }
+                refresh(li, from: replayer)
+                shown.append(li)
+            }
+        case .clwb, .clflushopt, .clflush:
+            for li in touchedLines {
+                refresh(li, from: replayer)
+                shown.append(li)
+            }
+        case .sfence, .mfence, .fence, .wpqflush:
+            for li in riskyBefore.sorted() where refresh(li, from: replayer) { shown.append(li) }
+            if shown.isEmpty && !riskyBefore.isEmpty && e.kind != .wpqflush {
+                let dirtyOnly = riskyBefore.allSatisfy { li in state[li].allSatisfy { $0 == .dirty || !$0.isAtRisk } }
+                notes.append(dirtyOnly ? "changes nothing here: dirty bytes need a write-back first"
+                                       : "changes nothing here")
+            }
+        default:
+            break
+        }
+        if seq == promiseEvent {
+            // The state where durability was promised: every chosen line.
+            for li in chosenLines.indices where state[li].contains(where: { $0 != .untouched }) && !shown.contains(li) {
+                shown.append(li)
+            }
+            shown.sort()
+            let judged = ex.finding.map { $0.rule == .notDurable || $0.rule == .dirtyAtReturn } ?? true
+            notes.append((judged ? "promised here: " : "judged here: ") + ex.promise!.what)
+        }
+        // Markers: what the op's return means.
+        if e.kind == .opEnd, let o = opNames[e.op], seq != promiseEvent {
+            switch o.contract {
+            case .flushcache: notes.append("\(o.label) returns; its caller's next fence is the drain point")
+            case .persist: notes.append("\(o.label) returns; its range must be durable now")
+            case .none: notes.append("\(o.label) returns")
+            }
+        }
+        if e.kind == .opBegin, let o = opNames[e.op], !e.hasExplicitContract {
+            notes.append("contract \(o.contract)")
+        }
+        let verdicts = result.findings.filter { f in
+            guard f.event == seq && f.severity != .note else { return false }
+            if let o = f.op, o.id == ex.op?.id { return true }
+            return f.ranges.contains { meetsLines($0.start, $0.length) }
+        }.map(\.title)
+
+        let visible = Array(shown.prefix(explainer.linesPerStep))
+        var touched = Array(repeating: false, count: rows.count)
+        if !touchedLines.isEmpty {
+            for r in rows.indices {
+                let row = rows[r]
+                if e.kind.isStore {
+                    let last = e.address &+ (e.size - 1)
+                    touched[r] = e.address <= row.last && last >= row.first
+                } else {
+                    touched[r] = touchedLines.contains { rowLines[r].contains($0) } && !row.isByteRun
+                        || (row.isByteRun && row.first & ~(lineSize - 1) == e.address & ~(lineSize - 1))
+                }
+            }
+        }
+        var record = e
+        record.stack = 0
+        let step = ExplainStep(event: e,
+                               record: TextFormat.line(for: record, data: nil, names: trace.names, stacks: trace.stacks),
+                               notes: notes, verdicts: verdicts,
+                               lines: visible.map { (chosenLines[$0], runs($0)) },
+                               moreLines: shown.count - visible.count,
+                               rows: rowStates(), mix: rowMix(), touched: touched, isPromise: seq == promiseEvent)
+        steps.append(.step(step))
+        if seq == promiseEvent {
+            atRiskAtPromise = risks(replayer)
+            eventsAfterPromise = result.events - seq - 1
+            done = true
+        }
+    }
+
+    func replayFinished(_ replayer: Replayer, result: ReplayResult) {
+        closeGap()
+        if promiseEvent == nil { atRiskAtPromise = risks(replayer) }
         items = elide(steps)
         if ex.promise != nil || ex.finding == nil { markLost(atRiskAtPromise) }
     }
 
-    /// Chosen bytes at risk now, as runs with what left them there.
-    func risks() -> [RiskSpan] {
-        var out: [RiskSpan] = []
+    /// Chosen bytes at risk now, as the model has them, in runs of one state, store and
+    /// write-back.
+    func risks(_ replayer: Replayer) -> [ByteRange] {
+        var out: [ByteRange] = []
         for li in chosenLines.indices {
             let line = chosenLines[li]
-            for b in 0..<Int(lineSize) where chosenByte[li][b] && state[li][b].isAtRisk {
-                let s = state[li][b]
-                let bs: ByteState
-                switch s {
-                case .dirty: bs = .dirty
-                case .flushing: bs = .flushing
-                case .wc: bs = .wc
-                case .queued: bs = .queued
-                default: continue
-                }
-                let address = line + UInt64(b)
-                let v = s == .flushing || s == .queued ? via[li][b] : nil
-                if var last = out.last, last.start + last.length == address, last.state == bs, last.store == store[li][b], last.via == v {
-                    last.length += 1
-                    out[out.count - 1] = last
-                } else {
-                    let missing: Missing = switch bs {
-                    case .dirty: .writeBackAndFence
-                    case .flushing: .fence
-                    case .wc: .fenceAfterNT
-                    default: .flushHintAndFence
+            for var r in replayer.atRisk(line, lastByte(line)) {
+                // Only the chosen bytes of the run, byte by byte (a line at most).
+                for a in r.start...(r.start &+ (r.length - 1)) where chosenByte[li][Int(a - line)] {
+                    if var last = out.last, last.start &+ last.length == a, last.state == r.state, last.event == r.event,
+                       last.via == r.via {
+                        last.length += 1
+                        out[out.count - 1] = last
+                    } else {
+                        r.start = a
+                        r.length = 1
+                        r.position = ex.op.map { $0.position(of: a) }
+                        out.append(r)
                     }
-                    let st = store[li][b]
-                    let stack = st.flatMap { Int($0) < numbered.count ? numbered[Int($0)].stack : nil } ?? 0
-                    out.append(RiskSpan(start: address, length: 1, position: ex.op.map { $0.position(of: address) },
-                                        state: bs, store: st, nonTemporal: nonTemporal[li][b], stack: stack, via: v,
-                                        missing: missing))
                 }
             }
         }

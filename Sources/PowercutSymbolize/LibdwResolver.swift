@@ -90,16 +90,16 @@ final class LibdwResolver: AddressResolver {
 
     deinit { lib.end(dwfl) }
 
-    func resolve(_ addresses: [UInt64]) -> [[SourceFrame]]? {
+    func resolve(_ addresses: [UInt64]) -> [[SourcePlace]]? {
         addresses.map(frames)
     }
 
     private static let inlinedSubroutine: Int32 = 0x1D, subprogram: Int32 = 0x2E
     private static let callFile: UInt32 = 0x58, callLine: UInt32 = 0x59, callColumn: UInt32 = 0x57
 
-    private func frames(_ address: UInt64) -> [SourceFrame] {
+    private func frames(_ address: UInt64) -> [SourcePlace] {
         // The innermost location from the line table.
-        var innermost = SourceFrame(function: lib.addrname(module, address).map { String(cString: $0) })
+        var innermost = SourcePlace(function: lib.addrname(module, address).map { String(cString: $0) })
         if let line = lib.getsrc(module, address) {
             var l: Int32 = 0, c: Int32 = 0
             if let file = lib.lineinfo(line, nil, &l, &c, nil, nil) {
@@ -135,7 +135,7 @@ final class LibdwResolver: AddressResolver {
             guard let a = lib.attrIntegrate(die, code, attribute), lib.formudata(a, &v) == 0 else { return nil }
             return v
         }
-        var out: [SourceFrame] = []
+        var out: [SourcePlace] = []
         var location = innermost
         for i in 0..<Int(n) {
             let die = scopes + i * 32   // sizeof(Dwarf_Die)
@@ -146,7 +146,7 @@ final class LibdwResolver: AddressResolver {
             out.append(f)
             if t == Self.subprogram { break }
             // Where this inlined body was called from, in the scope outside it.
-            var next = SourceFrame(function: nil)
+            var next = SourcePlace(function: nil)
             if haveFiles, let fi = number(die, Self.callFile), Int(fi) < fileCount, let name = lib.filesrc(files, Int(fi), nil, nil) {
                 next.file = String(cString: name)
             }

@@ -1,4 +1,5 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 #if canImport(Glibc)
 import Glibc

@@ -1,8 +1,7 @@
 import Foundation
 import Testing
-import PowercutModel
 import PowercutTrace
-@testable import PowercutReport
+@testable import PowercutSymbolize
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,6 +84,13 @@ func loadBase(of address: UnsafeRawPointer) -> UnsafeRawPointer? {
 }
 
 let haveSubject = CSubject.shared != nil
+
+extension Symbolizer {
+    /// The text of each frame of one address, through the one resolution path.
+    func descriptions(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> [String] {
+        FrameResolver(self).frames(of: address, index: isReturnAddress ? 1 : 0, modules: modules).map(\.text)
+    }
+}
 let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
 
 @Suite(.serialized) struct SymbolizerTests {
@@ -113,7 +119,7 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
         #expect(sym.descriptions(of: s.returnAddress, isReturnAddress: false, modules: modules)
                 == ["pc_known_caller (subject.c:\(CSubject.callLine + 1))"])
         // Somewhere in pc_known_store is the inlined pc_put_byte: two frames, innermost first.
-        let inlined = (0..<s.entrySize).lazy.map { sym.frames(of: s.entry + $0, isReturnAddress: false, modules: modules) }
+        let inlined = (0..<s.entrySize).lazy.map { sym.locations(of: s.entry + $0, isReturnAddress: false, modules: modules) }
             .first { $0.count == 2 }
         let frames = try #require(inlined)
         #expect(frames.map(\.function) == ["pc_put_byte", "pc_known_store"])
@@ -129,9 +135,10 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
         defer { sym.close() }
         let modules = [s.module]
         let inside = try #require((0..<s.entrySize).lazy.map { s.entry + $0 }
-            .first { sym.frames(of: $0, isReturnAddress: false, modules: modules).count == 2 })
-        sym.prefetch(stacks: [[inside, s.returnAddress, 0x1234]], modules: modules)
-        let text = sym.stackText([inside, s.returnAddress, 0x1234], modules: modules, indent: "   ")
+            .first { sym.locations(of: $0, isReturnAddress: false, modules: modules).count == 2 })
+        let frames = FrameResolver(sym)
+        frames.prefetch(stacks: [[inside, s.returnAddress, 0x1234]], modules: modules)
+        let text = frames.stackText([inside, s.returnAddress, 0x1234], modules: modules, indent: "   ")
         #expect(text == """
                at 0x\(hex(inside)): pc_put_byte (subject.c:\(CSubject.putByteLine))
                by 0x\(hex(inside)): pc_known_store (subject.c:\(CSubject.storeLine))
@@ -139,12 +146,14 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
                by 0x1234: ???
 
             """)
-        // The Symbolizer protocol's one-line answer is the innermost frame.
-        #expect(sym.describe(inside, modules: modules) == "pc_put_byte (subject.c:\(CSubject.putByteLine))")
-        #expect(sym.describe(0x1234, modules: modules) == nil)
-        // And the CI printers' lookup gets the same.
-        #expect(sym.source(of: s.entry, isReturnAddress: false, modules: modules)
-                == SourcePlace(function: "pc_known_store", file: s.directory + "/subject.c", line: CSubject.storeLine))
+        // Every output reads the same frames: inlined calls expanded, callers one byte back.
+        let stack = frames.frames([inside, s.returnAddress, 0x1234], modules: modules)
+        #expect(stack.map(\.function) == ["pc_put_byte", "pc_known_store", "pc_known_caller", nil])
+        #expect(stack.map(\.isInlined) == [true, false, false, false])
+        #expect(stack[0].stableName == "libsubject.so!pc_put_byte")
+        #expect(stack[3].text == "???" && stack[3].stableName == "?")
+        let entry = try #require(frames.frames([s.entry], modules: modules).first)
+        #expect(entry.function == "pc_known_store" && entry.file == s.directory + "/subject.c" && entry.line == CSubject.storeLine)
     }
 
     @Test(.enabled(if: haveSubject && Libdw.shared != nil)) func libdwIsTheAlternative() throws {
@@ -156,7 +165,7 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
             #expect(d == ["pc_known_store (subject.c:\(CSubject.storeLine))"])
             #expect(sym.descriptions(of: s.returnAddress, isReturnAddress: true, modules: modules)
                     == ["pc_known_caller (subject.c:\(CSubject.callLine))"])
-            let inlined = (0..<s.entrySize).lazy.map { sym.frames(of: s.entry + $0, isReturnAddress: false, modules: modules) }
+            let inlined = (0..<s.entrySize).lazy.map { sym.locations(of: s.entry + $0, isReturnAddress: false, modules: modules) }
                 .first { $0.count == 2 }
             #expect(inlined?.map(\.function) == ["pc_put_byte", "pc_known_store"])
             #expect(inlined?.map(\.line) == [CSubject.putByteLine, CSubject.storeLine])
@@ -217,12 +226,12 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
 
     @Test func llvmOutputIsParsed() {
         #expect(LLVMSymbolizerProcess.parse(["f", "/a/b.c:12:3", "g", "/a/c:d.c:40:0"])
-                == [SourceFrame(function: "f", file: "/a/b.c", line: 12, column: 3),
-                    SourceFrame(function: "g", file: "/a/c:d.c", line: 40, column: 0)])
+                == [SourcePlace(function: "f", file: "/a/b.c", line: 12, column: 3),
+                    SourcePlace(function: "g", file: "/a/c:d.c", line: 40, column: 0)])
         #expect(LLVMSymbolizerProcess.parse(["??", "??:0:0"]) == [])
         #expect(LLVMSymbolizerProcess.frame(function: "h", location: "x.c:7:2 (discriminator 3)")
-                == SourceFrame(function: "h", file: "x.c", line: 7, column: 2))
-        #expect(LLVMSymbolizerProcess.frame(function: "h", location: "??:0:0") == SourceFrame(function: "h"))
+                == SourcePlace(function: "h", file: "x.c", line: 7, column: 2))
+        #expect(LLVMSymbolizerProcess.frame(function: "h", location: "??:0:0") == SourcePlace(function: "h"))
     }
 
     @Test func theToolIsFoundByTheEnvironmentFirst() {

@@ -1,4 +1,5 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 
 /// One trace as the printers see it: where it came from, what it declares and what the
@@ -50,18 +51,22 @@ public struct Summary: Sendable, Equatable {
     }
 }
 
-/// Turns an instruction address into words. The default names the module and offset
-/// from the trace's module map; a symbolizer can do better.
-public protocol Symbolizer {
-    /// "function (file.c:88)" or "libfoo.so+0x1a2c", nil when nothing is known.
-    func describe(_ address: UInt64, modules: [Module]) -> String?
-}
+extension FrameResolver {
+    /// The frames of one of the trace's stacks, innermost first (empty for stack 0).
+    public func frames(_ stack: UInt32, in trace: CheckedTrace) -> [StackFrame] {
+        frames(trace.frames(stack), modules: trace.header.modules)
+    }
 
-public struct ModuleOffsetSymbolizer: Symbolizer {
-    public init() {}
-    public func describe(_ address: UInt64, modules: [Module]) -> String? {
-        guard let m = modules.first(where: { $0.contains(address) }) else { return nil }
-        let name = m.path.split(separator: "/").last.map(String.init) ?? m.path
-        return "\(name)+0x\(hex(address - m.base))"
+    /// Warms the symbolizer with every stack the findings of these traces name.
+    public func prefetch(_ traces: [CheckedTrace]) {
+        for t in traces {
+            var ids = Set<UInt32>()
+            for f in t.result.findings {
+                ids.insert(f.stack)
+                for r in f.ranges { ids.insert(r.stack) }
+            }
+            ids.remove(0)
+            prefetch(stacks: ids.sorted().map { t.frames($0) }, modules: t.header.modules)
+        }
     }
 }

@@ -7,27 +7,6 @@
 import Glibc
 #endif
 
-/// One source frame as a symbolizer reports it. An address yields one or more frames,
-/// innermost first: the inlined callees, then the function that contains them.
-public struct SourceFrame: Equatable, Sendable {
-    public var function: String?
-    /// As the debug info has it (often absolute).
-    public var file: String?
-    /// 0: unknown.
-    public var line: Int
-    public var column: Int
-
-    public init(function: String?, file: String? = nil, line: Int = 0, column: Int = 0) {
-        self.function = function
-        self.file = file
-        self.line = line
-        self.column = column
-    }
-
-    /// The file's last path component.
-    public var fileName: String? { file.map { $0.split(separator: "/").last.map(String.init) ?? $0 } }
-}
-
 /// Where llvm-symbolizer is: `POWERCUT_LLVM_SYMBOLIZER`, then next to `swift` on PATH
 /// (the toolchain's own), then /opt/swift, then anywhere on PATH.
 public enum LLVMSymbolizerTool {
@@ -137,20 +116,20 @@ final class LLVMSymbolizerProcess {
         pid = -1
     }
 
-    private func fail() -> [[SourceFrame]]? {
+    private func fail() -> [[SourcePlace]]? {
         failed = true
         stop()
         return nil
     }
 
     /// The frames of each address, innermost first; nil when the helper failed.
-    func symbolize(_ addresses: [UInt64]) -> [[SourceFrame]]? {
+    func symbolize(_ addresses: [UInt64]) -> [[SourcePlace]]? {
         guard !failed else { return nil }
         if addresses.isEmpty { return [] }
         var request: [UInt8] = []
         for a in addresses { request += Array("0x\(String(a, radix: 16))\n".utf8) }
         var written = 0
-        var answers: [[SourceFrame]] = []
+        var answers: [[SourcePlace]] = []
         var current: [String] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while answers.count < addresses.count {
@@ -195,8 +174,8 @@ final class LLVMSymbolizerProcess {
     }
 
     /// Lines of one response: function, then file:line:column, per frame.
-    static func parse(_ lines: [String]) -> [SourceFrame] {
-        var frames: [SourceFrame] = []
+    static func parse(_ lines: [String]) -> [SourcePlace] {
+        var frames: [SourcePlace] = []
         var i = 0
         while i + 1 < lines.count {
             frames.append(frame(function: lines[i], location: lines[i + 1]))
@@ -206,7 +185,7 @@ final class LLVMSymbolizerProcess {
         return frames
     }
 
-    static func frame(function: String, location: String) -> SourceFrame {
+    static func frame(function: String, location: String) -> SourcePlace {
         var loc = Substring(location)
         if let d = loc.firstRange(of: " (discriminator ") { loc = loc[..<d.lowerBound] }
         // FILE:LINE:COLUMN, or FILE:LINE; the file itself may hold colons.
@@ -219,7 +198,7 @@ final class LLVMSymbolizerProcess {
         let file = parts.joined(separator: ":")
         let line = numbers.first ?? 0
         let column = numbers.count > 1 ? numbers[1] : 0
-        return SourceFrame(function: function == "??" ? nil : function,
+        return SourcePlace(function: function == "??" ? nil : function,
                            file: file == "??" || file.isEmpty ? nil : file,
                            line: line, column: column)
     }

@@ -1,4 +1,5 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 
 /// A finding's identity across recordings: the same bug recorded again (another run,
@@ -53,7 +54,7 @@ public struct Fingerprint: Sendable, Hashable, Comparable {
         if f.omittedRanges > 0 { parts.append("+\(f.omittedRanges) ranges, \(f.bytes)B") }
         place = parts.isEmpty ? "-" : parts.joined(separator: ", ")
         let innermost = trace.frames(f.originStack).first
-        frame = innermost.map { frames.resolve($0, modules: trace.header.modules).stableName } ?? "-"
+        frame = innermost.map { frames.frames(of: $0, index: 0, modules: trace.header.modules)[0].stableName } ?? "-"
     }
 
     /// The canonical text that is hashed.

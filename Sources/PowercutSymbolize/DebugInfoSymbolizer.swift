@@ -4,11 +4,11 @@ import PowercutTrace
 protocol AddressResolver: AnyObject {
     /// The frames of each link-time address, innermost first (empty when unknown);
     /// nil when the resolver failed and should not be asked again.
-    func resolve(_ addresses: [UInt64]) -> [[SourceFrame]]?
+    func resolve(_ addresses: [UInt64]) -> [[SourcePlace]]?
 }
 
 extension LLVMSymbolizerProcess: AddressResolver {
-    func resolve(_ addresses: [UInt64]) -> [[SourceFrame]]? { symbolize(addresses) }
+    func resolve(_ addresses: [UInt64]) -> [[SourcePlace]]? { symbolize(addresses) }
 }
 
 /// Symbolizes the frames of a trace's stacks from its module map, on any machine that
@@ -26,7 +26,7 @@ extension LLVMSymbolizerProcess: AddressResolver {
 ///
 /// Every answer is cached per address. A missing tool or binary is never an error; what
 /// was given up on is kept in `notes`, one line per module.
-public final class DebugInfoSymbolizer: FrameSymbolizer {
+public final class DebugInfoSymbolizer: Symbolizer {
     public struct Options: Sendable {
         /// The llvm-symbolizer to run; nil: none.
         public var llvmSymbolizer: String?
@@ -64,7 +64,7 @@ public final class DebugInfoSymbolizer: FrameSymbolizer {
         var resolver: AddressResolver?
         var resolverTried = false
         var symbols: [ELFSymbol]?
-        var cache: [UInt64: [SourceFrame]] = [:]
+        var cache: [UInt64: [SourcePlace]] = [:]
 
         init(module: Module, image: ELFImage?, file: String?) {
             self.module = module
@@ -152,7 +152,7 @@ public final class DebugInfoSymbolizer: FrameSymbolizer {
     }
 
     private func resolve(_ keys: [UInt64], in s: ModuleState) {
-        var answers: [[SourceFrame]]?
+        var answers: [[SourcePlace]]?
         if let r = resolver(for: s) {
             answers = r.resolve(keys)
             if answers == nil {
@@ -164,7 +164,7 @@ public final class DebugInfoSymbolizer: FrameSymbolizer {
             var frames = answers?[i] ?? []
             if frames.isEmpty || frames.last?.function == nil, let sym = symbolName(k, in: s) {
                 // The symbol table names what the debug info could not.
-                if frames.isEmpty { frames = [SourceFrame(function: sym)] } else { frames[frames.count - 1].function = sym }
+                if frames.isEmpty { frames = [SourcePlace(function: sym)] } else { frames[frames.count - 1].function = sym }
             }
             s.cache[k] = frames
         }
@@ -175,34 +175,14 @@ public final class DebugInfoSymbolizer: FrameSymbolizer {
         return elfSymbol(covering: linkAddress, in: s.symbols!)?.name
     }
 
-    /// The source frames of an address, innermost first (empty when nothing is known).
-    public func frames(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> [SourceFrame] {
+    /// The source locations of an address, innermost inlined call first (empty when
+    /// nothing is known).
+    public func locations(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> [SourcePlace] {
         guard let m = modules.first(where: { $0.contains(address) }) else { return [] }
         let s = state(for: m)
         guard let k = key(address, isReturnAddress, s) else { return [] }
         if s.cache[k] == nil { resolve([k], in: s) }
         return s.cache[k] ?? []
-    }
-
-    public func descriptions(of address: UInt64, isReturnAddress: Bool, modules: [Module]) -> [String] {
-        guard let m = modules.first(where: { $0.contains(address) }) else { return ["???"] }
-        let frames = frames(of: address, isReturnAddress: isReturnAddress, modules: modules)
-        if frames.isEmpty { return [Self.moduleOffset(address, m)] }
-        return frames.map { f in
-            let function = f.function ?? "???"
-            if let file = f.fileName, f.line > 0 { return "\(function) (\(file):\(f.line))" }
-            return "\(function) (in \(m.path))"
-        }
-    }
-
-    public func describe(_ address: UInt64, modules: [Module]) -> String? {
-        guard modules.contains(where: { $0.contains(address) }) else { return nil }
-        return descriptions(of: address, isReturnAddress: false, modules: modules).first
-    }
-
-    static func moduleOffset(_ address: UInt64, _ m: Module) -> String {
-        let name = m.path.split(separator: "/").last.map(String.init) ?? m.path
-        return "\(name)+0x\(hex(address - m.base))"
     }
 
     /// Stops the helper processes (they also stop when the symbolizer is dropped).

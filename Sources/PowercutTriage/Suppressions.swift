@@ -1,4 +1,5 @@
 import PowercutModel
+import PowercutSymbolize
 import PowercutTrace
 
 /// Valgrind-style suppressions: findings to leave out of a run, named by rule and call
@@ -52,7 +53,7 @@ public struct Suppression: Sendable, Equatable {
     /// "name (file:line)".
     public var label: String { "'\(name)' (\(file):\(line))" }
 
-    public func matches(_ rule: Rule, frames stack: [ResolvedFrame]) -> Bool {
+    public func matches(_ rule: Rule, frames stack: [StackFrame]) -> Bool {
         guard wildcardMatch(self.rule, rule.rawValue) else { return false }
         // The frame indices the patterns so far can have consumed, innermost first.
         var reachable: Set<Int> = [0]

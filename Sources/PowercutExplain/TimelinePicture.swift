@@ -1,4 +1,6 @@
 import PowercutModel
+import PowercutSymbolize
+import PowercutOutput
 import PowercutTrace
 
 /// The timeline picture of an explanation, as SVG written by hand (and HTML around it).
@@ -367,7 +369,7 @@ public struct TimelinePicture {
     // MARK: HTML
 
     /// The picture inline, the story and a table of the events and row states.
-    public func html(story: String, symbolizer: Symbolizer = ModuleOffsetSymbolizer()) -> String {
+    public func html(story: String, frames: FrameResolver = FrameResolver()) -> String {
         var out = """
             <!doctype html>
             <html lang="en">
@@ -406,8 +408,8 @@ public struct TimelinePicture {
                 for s in rows { out += "<td class=\"\(Self.cssClass(s))\">\(s == .untouched ? "" : s.name)</td>" }
                 out += "</tr>\n"
             case .step(let s):
-                let frames = ex.stacks[s.event.stack] ?? []
-                let whereText = frames.first.map { "0x\(hex($0)): " + symbolizer.frameDescriptions($0, index: 0, modules: ex.modules).first! } ?? ""
+                let inner = frames.frames(ex.stacks[s.event.stack] ?? [], modules: ex.modules).first
+                let whereText = inner.map { "0x\(hex($0.address)): " + $0.text } ?? ""
                 out += "<tr\(s.isPromise ? " class=\"promise\"" : "")><td>#\(s.event.seq)</td><td>\(s.event.seq + 1)</td>"
                 out += "<td>\(xmlEscape(s.record))\(s.notes.isEmpty ? "" : "<br><i>" + xmlEscape(s.notes.joined(separator: "; ")) + "</i>")</td>"
                 out += "<td>\(xmlEscape(whereText))</td>"
