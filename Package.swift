@@ -13,6 +13,12 @@ let package = Package(
         .executable(name: "powercut", targets: ["powercut"]),
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
+        // The printers, triage, symbolization and explain, for the fuzz targets (Fuzz/) and
+        // users' own tools.
+        .library(name: "PowercutSymbolize", targets: ["PowercutSymbolize"]),
+        .library(name: "PowercutTriage", targets: ["PowercutTriage"]),
+        .library(name: "PowercutReport", targets: ["PowercutReport"]),
+        .library(name: "PowercutExplain", targets: ["PowercutExplain"]),
         .library(name: "PowercutWorkers", targets: ["PowercutWorkers"]),
         // The reference subjects as a shared library, so `--lib` can load them like any other.
         .library(name: "powercut-subjects", type: .dynamic, targets: ["CPowercutSubjects"]),
