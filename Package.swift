@@ -14,7 +14,10 @@ let package = Package(
         .library(name: "PowercutTrace", targets: ["PowercutTrace"]),
         .library(name: "PowercutModel", targets: ["PowercutModel"]),
         .library(name: "PowercutCrash", targets: ["PowercutCrash"]),
-        // The printers and explain, for the fuzz targets (Fuzz/) and users' own tools.
+        // The printers, triage, symbolization and explain, for the fuzz targets (Fuzz/) and
+        // users' own tools.
+        .library(name: "PowercutSymbolize", targets: ["PowercutSymbolize"]),
+        .library(name: "PowercutTriage", targets: ["PowercutTriage"]),
         .library(name: "PowercutReport", targets: ["PowercutReport"]),
         .library(name: "PowercutExplain", targets: ["PowercutExplain"]),
         .library(name: "PowercutWorkers", targets: ["PowercutWorkers"]),

@@ -24,8 +24,12 @@ let package = Package(
                 "CFuzzerDriver",
                 .product(name: "PowercutTrace", package: "powercut"),
                 .product(name: "PowercutModel", package: "powercut"),
-                // The printers (text, JSON, SARIF, JUnit, GitHub, explain and its pictures).
+                // Triage (baselines, suppressions), the printers (text, JSON, SARIF, JUnit,
+                // GitHub, show, info) and explain with its pictures.
+                .product(name: "PowercutSymbolize", package: "powercut"),
+                .product(name: "PowercutTriage", package: "powercut"),
                 .product(name: "PowercutReport", package: "powercut"),
+                .product(name: "PowercutExplain", package: "powercut"),
             ]
         ),
         .executableTarget(name: "fuzz-text-reader", dependencies: ["PowercutFuzzing"]),

@@ -2,8 +2,8 @@
 // the report modules.
 import Foundation
 import FoundationXML
+import PowercutExplain
 import PowercutModel
-import PowercutReport
 import PowercutTrace
 
 /// Target `explain`: what `explain FILE --svg S --html H` does with a trace (text or

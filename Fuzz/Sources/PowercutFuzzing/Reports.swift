@@ -4,7 +4,9 @@ import Foundation
 import FoundationXML
 import PowercutModel
 import PowercutReport
+import PowercutSymbolize
 import PowercutTrace
+import PowercutTriage
 
 #if canImport(Glibc)
 import Glibc
@@ -49,13 +51,13 @@ public enum ReplayTarget {
         _ = triage.countsNote(baseline: false, suppressions: false)
 
         for t in shown {
-            _ = TextReport(symbolizer: frames).render(t)
+            _ = TextReport(frames: frames).render(t)
             _ = BriefReport().render(t)
             if cuts { _ = CutsReport().render(t) }
         }
         checkJSON(JSONReport().render(shown), "JSON report")
         checkJSON(SARIFReport(toolVersion: "0.0.0-fuzz").render(triage), "SARIF report")
-        checkXML(JUnitReport(symbolizer: frames).render(triage), "JUnit report")
+        checkXML(JUnitReport(frames: frames).render(triage), "JUnit report")
         checkGitHub(GitHubReport().render(triage))
 
         let baselineText = triage.baselineText
