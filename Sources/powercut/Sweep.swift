@@ -173,83 +173,81 @@ struct Sweep: ParsableCommand {
     }
 
     private func sweep() throws {
-        do {
-            // The configuration first: a bad baseline fails before any work.
-            let known = try baseline.map(Baseline.load)
-            let grid = try grid()
-            if kernelTree != nil && (!subjects.isEmpty || routine.lib != nil) {
-                throw ValidationError("--kernel-tree sweeps the tree's routines: name no subjects and no --lib")
-            }
-            let lifted = try kernelTree.map { try liftKernelForSweep(tree: $0, patches: patches, flush: flush) }
-            defer { if let lifted { try? FileManager.default.removeItem(atPath: lifted.directory) } }
-            let routines = try lifted.map { k in k.sweptRoutines.map { Routine.library(path: k.library, symbol: $0.symbol) } }
-                ?? (routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
-                                                       : routine.routines(subjects))
-            // Resolve every routine here first: a bad name or library is a usage error,
-            // not thousands of failing cases. A library is loaded in a child: its
-            // constructors may crash or end the process.
-            for r in routines { try probe(r) }
-            if let dir = saveFailing {
-                try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            }
-            let report = SweepReport(grid: grid) { name in
-                lifted?.routines.first { $0.symbol == name }.map { "\($0.treeFunction) of \(lifted!.tree), lifted" }
-                    ?? Routine.subjects.first { $0.name == name }?.summary
-            }
-            if let lifted { writeAll(format == .text && output == nil ? 1 : 2, lifted.report + "\n") }
-            let progress = Progress(enabled: !quiet)
-            if format == .text && output == nil { writeAll(1, report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)) }
-            var results: [RoutineResult] = []
-            let started = Date()
-            for r in routines {
-                // The workers keep the time limit themselves (a typed `timeout` result);
-                // the pool's kill is the backstop for a worker that cannot.
-                let pool = WorkerPool(executable: selfPath(), arguments: workerArguments(for: r), jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount,
-                                      caseTimeout: timeout + 10)
-                let cases = try pool.run(grid.cases) { done, total in progress.update(r.description, done, total) }
-                progress.finish(r.description, cases)
-                if !quiet { reportUnfinished(r, cases) }
-                results.append(RoutineResult(routine: r.description, contract: contract.description, domain: domainName, cases: cases))
-            }
-            let seconds = Date().timeIntervalSince(started)
-            var triage: Triage?
-            if replaysPatterns, let dir = saveFailing {
-                triage = try patternTriage(results, dir: dir, baseline: known)
-            }
-            defer { if let triage { symbols.finish(triage.frames, notes: false) } }
-            var text: String
-            switch format {
-            case .json: text = report.json(results, domain: domainName, drain: drain.rawValue)
-            case .text:
-                text = output == nil ? "" : report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)
-                text += report.render(results)
-                if let triage, known != nil {
-                    text += "powercut sweep: baseline \(baseline!): \(triage.knownCount) finding\(triage.knownCount == 1 ? "" : "s") known, "
-                        + "\(triage.reportedErrors) new error finding\(triage.reportedErrors == 1 ? "" : "s")\n"
-                }
-                text += timing(results, seconds: seconds)
-            case .sarif:
-                text = SARIFReport(toolVersion: PowercutVersion.string, sourceRoot: root).render(triage!)
-            case .junit:
-                text = JUnitReport(frames: triage!.frames).render(triage!)
-            case .github:
-                let shown = Summary(triage!.reportedTraces)
-                text = GitHubReport(sourceRoot: root).render(triage!)
-                    + "powercut sweep: \(results.reduce(0) { $0 + $1.failing.count }) failing cases in "
-                    + "\(triage!.traces.count) pattern\(triage!.traces.count == 1 ? "" : "s"); first cases: \(shown.line)"
-                    + triage!.countsNote(baseline: known != nil, suppressions: false) + "\n"
-            }
-            if let heatmap { try writeHeatmap(Heatmap(grid: grid).svg(results), to: heatmap) }
-            // The baseline before the report: if it cannot be written, nothing claims success.
-            if let writeBaseline, let triage { try writeOutput(triage.baselineText, to: writeBaseline) }
-            try emit(text, to: output)
-            // Cases without a trace (crashed, out of budget or time, refused) always fail.
-            let unfinished = results.contains { $0.failing.contains { $0.status != .failing } }
+        // The configuration first: a bad baseline fails before any work.
+        let known = try baseline.map(Baseline.load)
+        let grid = try grid()
+        if kernelTree != nil && (!subjects.isEmpty || routine.lib != nil) {
+            throw ValidationError("--kernel-tree sweeps the tree's routines: name no subjects and no --lib")
+        }
+        let lifted = try kernelTree.map { try liftKernelForSweep(tree: $0, patches: patches, flush: flush) }
+        defer { if let lifted { try? FileManager.default.removeItem(atPath: lifted.directory) } }
+        let routines = try lifted.map { k in k.sweptRoutines.map { Routine.library(path: k.library, symbol: $0.symbol) } }
+            ?? (routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
+                                                   : routine.routines(subjects))
+        // Resolve every routine here first: a bad name or library is a usage error,
+        // not thousands of failing cases. A library is loaded in a child: its
+        // constructors may crash or end the process.
+        for r in routines { try probe(r) }
+        if let dir = saveFailing {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        let report = SweepReport(grid: grid) { name in
+            lifted?.routines.first { $0.symbol == name }.map { "\($0.treeFunction) of \(lifted!.tree), lifted" }
+                ?? Routine.subjects.first { $0.name == name }?.summary
+        }
+        if let lifted { writeAll(format == .text && output == nil ? 1 : 2, lifted.report + "\n") }
+        let progress = Progress(enabled: !quiet)
+        if format == .text && output == nil { writeAll(1, report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)) }
+        var results: [RoutineResult] = []
+        let started = Date()
+        for r in routines {
+            // The workers keep the time limit themselves (a typed `timeout` result);
+            // the pool's kill is the backstop for a worker that cannot.
+            let pool = WorkerPool(executable: selfPath(), arguments: workerArguments(for: r), jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount,
+                                  caseTimeout: timeout + 10)
+            let cases = try pool.run(grid.cases) { done, total in progress.update(r.description, done, total) }
+            progress.finish(r.description, cases)
+            if !quiet { reportUnfinished(r, cases) }
+            results.append(RoutineResult(routine: r.description, contract: contract.description, domain: domainName, cases: cases))
+        }
+        let seconds = Date().timeIntervalSince(started)
+        var triage: Triage?
+        if replaysPatterns, let dir = saveFailing {
+            triage = try patternTriage(results, dir: dir, baseline: known)
+        }
+        defer { if let triage { symbols.finish(triage.frames, notes: false) } }
+        var text: String
+        switch format {
+        case .json: text = report.json(results, domain: domainName, drain: drain.rawValue)
+        case .text:
+            text = output == nil ? "" : report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)
+            text += report.render(results)
             if let triage, known != nil {
-                if triage.reportedErrors > 0 || unfinished { throw ExitCode(errorExitcode) }
-            } else if results.contains(where: { !$0.isClean }) {
-                throw ExitCode(errorExitcode)
+                text += "powercut sweep: baseline \(baseline!): \(triage.knownCount) finding\(triage.knownCount == 1 ? "" : "s") known, "
+                    + "\(triage.reportedErrors) new error finding\(triage.reportedErrors == 1 ? "" : "s")\n"
             }
+            text += timing(results, seconds: seconds)
+        case .sarif:
+            text = SARIFReport(toolVersion: PowercutVersion.string, sourceRoot: root).render(triage!)
+        case .junit:
+            text = JUnitReport(frames: triage!.frames).render(triage!)
+        case .github:
+            let shown = Summary(triage!.reportedTraces)
+            text = GitHubReport(sourceRoot: root).render(triage!)
+                + "powercut sweep: \(results.reduce(0) { $0 + $1.failing.count }) failing cases in "
+                + "\(triage!.traces.count) pattern\(triage!.traces.count == 1 ? "" : "s"); first cases: \(shown.line)"
+                + triage!.countsNote(baseline: known != nil, suppressions: false) + "\n"
+        }
+        if let heatmap { try writeHeatmap(Heatmap(grid: grid).svg(results), to: heatmap) }
+        // The baseline before the report: if it cannot be written, nothing claims success.
+        if let writeBaseline, let triage { try writeOutput(triage.baselineText, to: writeBaseline) }
+        try emit(text, to: output)
+        // Cases without a trace (crashed, out of budget or time, refused) always fail.
+        let unfinished = results.contains { $0.failing.contains { $0.status != .failing } }
+        if let triage, known != nil {
+            if triage.reportedErrors > 0 || unfinished { throw ExitCode(errorExitcode) }
+        } else if results.contains(where: { !$0.isClean }) {
+            throw ExitCode(errorExitcode)
         }
     }
 
