@@ -9,14 +9,22 @@ import PowercutTriage
 ///
 ///     ::error file=Traces/t.pct,line=9,title=powercut dirty-at-return::op 1 (memcpy_flushcache) returned at #5 …%0A   0x10048-0x10049 …
 ///
-/// The annotation sits at the source line of the innermost frame of the finding's
-/// origin stack when a `FrameSourceLookup` knows it; otherwise at the trace file, on the
+/// The annotation sits at the source line of the origin stack's frame in the user's own
+/// code (`SourceRoot.ownFrame`: not an inlined helper, under the source root) when a
+/// symbolizer knows it, the inline chain down to it in the message; otherwise at the trace file, on the
 /// line of the store that left the bytes (or of the deciding event) in a text trace.
 /// Errors are `::error`, warnings `::warning`, notes `::notice`. The message is the
 /// finding's Valgrind-style report; a summary line closes the output. Findings a
-/// baseline or suppression leaves out get no annotation.
+/// baseline or suppression leaves out get no annotation. File paths under the source
+/// root (`--source-root`, default the current directory) are relative to it, as the
+/// runner needs them.
 public struct GitHubReport {
-    public init() {}
+    public var sourceRoot: SourceRoot
+
+    public init(sourceRoot: SourceRoot = .current) { self.sourceRoot = sourceRoot }
+
+    /// A path as the runner wants it: relative to the repository when under it.
+    func path(_ file: String) -> String { sourceRoot.relative(file) ?? file }
 
     public func render(_ triage: Triage) -> String {
         var out = ""
@@ -24,19 +32,24 @@ public struct GitHubReport {
         for (i, t) in triage.traces.enumerated() {
             for (k, f) in t.result.findings.enumerated() where triage.entries[i][k].status == .reported {
                 var props: [(String, String)] = []
-                let inner = triage.frames.frames(f.originStack, in: t).first
+                let origin = triage.frames.frames(f.originStack, in: t)
+                let own = sourceRoot.ownFrame(origin)
+                let inner = own.map { origin[$0] }
                 if let file = inner?.file {
-                    props.append(("file", file))
+                    props.append(("file", path(file)))
                     if let line = inner?.line { props.append(("line", String(line))) }
                 } else if t.file != "-" {
-                    props.append(("file", t.file))
+                    props.append(("file", path(t.file)))
                     if let line = f.originEvent.flatMap({ triage.eventLines[i][$0] }) { props.append(("line", String(line))) }
                 }
                 props.append(("title", "powercut \(f.rule.rawValue)"))
                 let body = text.render(f, in: t)
                 // Drop "severity: rule: ", which the annotation's level and title say.
                 let prefix = "\(f.severity): \(f.rule.rawValue): "
-                let message = body.hasPrefix(prefix) ? String(body.dropFirst(prefix.count)) : body
+                var message = body.hasPrefix(prefix) ? String(body.dropFirst(prefix.count)) : body
+                if let own, let chain = SourceRoot.inlineChain(origin, own: own) {
+                    message = (message.hasSuffix("\n") ? String(message.dropLast()) : message) + "\n   stored by \(chain)\n"
+                }
                 out += "::\(Self.command(f.severity)) "
                 out += props.map { "\($0.0)=\(Self.escapeProperty($0.1))" }.joined(separator: ",")
                 out += "::" + Self.escapeData(message.hasSuffix("\n") ? String(message.dropLast()) : message) + "\n"

@@ -16,8 +16,13 @@ import PowercutTriage
 ///   block, so viewers hide it.
 /// - `message.text`: the finding's headline as its first sentence, then each byte range
 ///   (at most 4) and what is missing.
-/// - `locations[0]`: the innermost frame of the finding's origin stack: its source file
-///   and line when a `FrameSourceLookup` knows them; else the module's file with the
+/// - Paths under the source root (`--source-root DIR`, default the current directory)
+///   are relative URIs with `uriBaseId` `%SRCROOT%`, which `run.originalUriBaseIds`
+///   maps to the root's `file://` URI; paths outside it stay absolute `file://` URIs.
+/// - `locations[0]`: the frame of the finding's origin stack in the user's own code
+///   (`SourceRoot.ownFrame`: the first frame that is not an inlined helper, with a source
+///   file under the root), the inline chain from the innermost frame down to it in the
+///   message: its source file and line when a symbolizer knows them; else the module's file with the
 ///   module-relative `address` (`relativeAddress`, `offsetFromParent`, `parentIndex`
 ///   into `run.addresses`, where each module is an address of kind `module`); else (no
 ///   stack, or a frame in no module) the trace file at the event's line.
@@ -32,8 +37,15 @@ public struct SARIFReport {
     public static let fingerprintKey = "powercut/v\(Fingerprint.version)"
 
     public var toolVersion: String
+    public var sourceRoot: SourceRoot
 
-    public init(toolVersion: String) { self.toolVersion = toolVersion }
+    public init(toolVersion: String, sourceRoot: SourceRoot = .current) {
+        self.toolVersion = toolVersion
+        self.sourceRoot = sourceRoot
+    }
+
+    /// `%SRCROOT%`: the base of every relative URI.
+    public static let rootBaseID = "%SRCROOT%"
 
     public func render(_ triage: Triage) -> String {
         var w = JSONWriter(pretty: true)
@@ -44,12 +56,15 @@ public struct SARIFReport {
         w.beginArray("runs")
         w.beginObject()
         writeTool(into: &w)
+        w.beginObject("originalUriBaseIds")
+        w.beginObject(Self.rootBaseID)
+        w.string("uri", sarifURI(sourceRoot.path.hasSuffix("/") ? sourceRoot.path : sourceRoot.path + "/"))
+        w.endObject()
+        w.endObject()
         w.beginArray("artifacts")
-        for uri in run.artifacts {
+        for path in run.artifacts {
             w.beginObject()
-            w.beginObject("location")
-            w.string("uri", uri)
-            w.endObject()
+            writeArtifact(path, key: "location", index: nil, into: &w)
             w.raw("roles", "[\"analysisTarget\"]")
             w.endObject()
         }
@@ -137,6 +152,7 @@ public struct SARIFReport {
     /// The artifacts (traces) and modules results refer to, in first-use order.
     private struct RunState {
         var triage: Triage
+        /// The trace files, as given.
         var artifacts: [String] = []
         var traceArtifact: [Int] = []
         var modules: [Module] = []
@@ -144,10 +160,9 @@ public struct SARIFReport {
         init(triage: Triage) {
             self.triage = triage
             for t in triage.traces {
-                let uri = sarifURI(t.file)
-                if let i = artifacts.firstIndex(of: uri) { traceArtifact.append(i) } else {
+                if let i = artifacts.firstIndex(of: t.file) { traceArtifact.append(i) } else {
                     traceArtifact.append(artifacts.count)
-                    artifacts.append(uri)
+                    artifacts.append(t.file)
                 }
             }
         }
@@ -167,20 +182,22 @@ public struct SARIFReport {
         w.string("ruleId", f.rule.rawValue)
         w.number("ruleIndex", Rule.allCases.firstIndex(of: f.rule)!)
         w.string("level", Self.level(f.severity))
-        w.beginObject("message")
-        w.string("text", message(f))
-        w.endObject()
-        w.beginObject("analysisTarget")
-        w.string("uri", sarifURI(t.file))
-        w.number("index", run.traceArtifact[ti])
-        w.endObject()
-
-        // The primary location: the innermost frame of the origin stack, else the trace.
+        // The primary location: the origin stack's frame in the user's own code, else the trace.
         let origin = frames.frames(f.originStack, in: t)
+        let own = sourceRoot.ownFrame(origin)
         let originLine = f.originEvent.flatMap { lines[$0] }
+        w.beginObject("message")
+        var text = message(f)
+        if let own, let chain = SourceRoot.inlineChain(origin, own: own) { text += " Stored by \(chain)." }
+        w.string("text", text)
+        w.endObject()
+        writeArtifact(t.file, key: "analysisTarget", index: run.traceArtifact[ti], into: &w)
+
         w.beginArray("locations")
         w.beginObject()
-        if let inner = origin.first, inner.module != nil || inner.file != nil {
+        if let own, origin[own].module != nil || origin[own].file != nil {
+            writeFrameLocation(origin[own], into: &w, run: &run)
+        } else if let inner = origin.first, inner.module != nil || inner.file != nil {
             writeFrameLocation(inner, into: &w, run: &run)
         } else {
             w.beginObject("physicalLocation")
@@ -257,9 +274,7 @@ public struct SARIFReport {
             w.string("justification", "suppressed by \(s.label)")
             w.beginObject("location")
             w.beginObject("physicalLocation")
-            w.beginObject("artifactLocation")
-            w.string("uri", sarifURI(s.file))
-            w.endObject()
+            writeArtifact(s.file, key: "artifactLocation", index: nil, into: &w)
             if s.line > 0 {
                 w.beginObject("region")
                 w.number("startLine", s.line)
@@ -307,18 +322,14 @@ public struct SARIFReport {
         w.beginObject("physicalLocation")
         writeAddress(frame, into: &w, run: &run)
         if let file = frame.file {
-            w.beginObject("artifactLocation")
-            w.string("uri", sarifURI(file))
-            w.endObject()
+            writeArtifact(file, key: "artifactLocation", index: nil, into: &w)
             if let line = frame.line, line > 0 {
                 w.beginObject("region")
                 w.number("startLine", line)
                 w.endObject()
             }
         } else if let m = frame.module {
-            w.beginObject("artifactLocation")
-            w.string("uri", sarifURI(m.path))
-            w.endObject()
+            writeArtifact(m.path, key: "artifactLocation", index: nil, into: &w)
         }
         w.endObject()
         if let function = frame.function {
@@ -345,11 +356,24 @@ public struct SARIFReport {
         w.endObject()
     }
 
-    private func traceArtifact(_ ti: Int, line: Int?, into w: inout JSONWriter, run: RunState) {
-        w.beginObject("artifactLocation")
-        w.string("uri", run.artifacts[run.traceArtifact[ti]])
-        w.number("index", run.traceArtifact[ti])
+    /// An artifact location under `key`: relative to `%SRCROOT%` when under the source
+    /// root, else an absolute `file://` URI.
+    private func writeArtifact(_ path: String, key: String, index: Int?, into w: inout JSONWriter) {
+        w.beginObject(key)
+        if path != "-", let relative = sourceRoot.relative(path) {
+            w.string("uri", sarifURI(relative))
+            w.string("uriBaseId", Self.rootBaseID)
+        } else if path == "-" {
+            w.string("uri", "-")
+        } else {
+            w.string("uri", sarifURI(SourceRoot.normalize(SourceRoot.absolute(path))))
+        }
+        if let index { w.number("index", index) }
         w.endObject()
+    }
+
+    private func traceArtifact(_ ti: Int, line: Int?, into w: inout JSONWriter, run: RunState) {
+        writeArtifact(run.artifacts[run.traceArtifact[ti]], key: "artifactLocation", index: run.traceArtifact[ti], into: &w)
         if let line {
             w.beginObject("region")
             w.number("startLine", line)

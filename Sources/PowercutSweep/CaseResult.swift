@@ -146,6 +146,13 @@ public struct RoutineResult: Sendable, Codable {
         return out
     }
 
+    /// The first failing case (in grid order) of each pattern, in the order of `patterns`.
+    public var firstCases: [CaseResult] {
+        var seen: [String: CaseResult] = [:]
+        for c in failing where seen[c.signature] == nil { seen[c.signature] = c }
+        return patterns.compactMap { seen[$0.signature] }
+    }
+
     /// Failing cases grouped by signature; within a group, destination offsets that fail
     /// for the same sizes are merged: [(signature, [(dst offsets, sizes)])].
     public var patterns: [(signature: String, rows: [(dst: [UInt64], sizes: [UInt64])], cases: Int)] {

@@ -33,6 +33,11 @@ public final class CaseRunner {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    /// Where `--save-failing DIR` puts a failing case's trace.
+    public static func savedTracePath(dir: String, routine: String, case c: SweepCase) -> String {
+        "\(dir)/\(routine)-dst\(c.dstOffset)-src\(c.srcOffset)-n\(c.size).pct"
+    }
+
     public func run(_ c: SweepCase) -> CaseResult {
         var result = CaseResult(case: c, status: .clean)
         let t0 = Self.now()
@@ -54,7 +59,7 @@ public final class CaseRunner {
         result.judge(Replayer.replay(trace, options: replay))
         result.replaySeconds = Self.now() - t1
         if result.status == .failing, let dir = saveFailing {
-            let path = "\(dir)/\(routine)-dst\(c.dstOffset)-src\(c.srcOffset)-n\(c.size).pct"
+            let path = Self.savedTracePath(dir: dir, routine: routine.description, case: c)
             do { try trace.write(to: path, form: .text) } catch { result.message = "could not save trace: \(error)" }
         }
         return result

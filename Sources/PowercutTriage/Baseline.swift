@@ -73,7 +73,11 @@ public struct Baseline: Sendable, Equatable {
 
     public init(fingerprints: Set<String> = []) { self.fingerprints = fingerprints }
 
-    public func contains(_ f: Fingerprint) -> Bool { fingerprints.contains(f.hash) }
+    /// Whether a finding is known: its own fingerprint is listed, or that of each of its
+    /// parts (each missing write-back it is made of; see `Fingerprint.parts`).
+    public func contains(_ f: Fingerprint) -> Bool {
+        fingerprints.contains(f.hash) || f.partPrints.allSatisfy { fingerprints.contains($0.hash) }
+    }
 
     public static func load(_ path: String) throws(ConfigFileError) -> Baseline {
         try parse(readConfigFile(path), file: path)
@@ -105,15 +109,18 @@ public struct Baseline: Sendable, Equatable {
         return Baseline(fingerprints: prints)
     }
 
-    /// The baseline text for findings: one line per distinct fingerprint, sorted by
-    /// note, each with the first trace that has it.
+    /// The baseline text for findings: one line per distinct fingerprint of a part (each
+    /// missing write-back; see `Fingerprint.parts`), sorted by note, each with the first
+    /// trace that has it.
     public static func render(_ entries: [(fingerprint: Fingerprint, trace: String)]) -> String {
         var first: [String: (Fingerprint, String)] = [:]
-        for e in entries where first[e.fingerprint.hash] == nil { first[e.fingerprint.hash] = (e.fingerprint, e.trace) }
+        for e in entries {
+            for p in e.fingerprint.partPrints where first[p.hash] == nil { first[p.hash] = (p, e.trace) }
+        }
         var out = header + "\n"
-        out += "# Known powercut findings. `powercut check --baseline FILE` fails only on others;\n"
-        out += "# regenerate with `powercut check --write-baseline FILE`. One finding a line: its\n"
-        out += "# fingerprint, then a note for reviewers (rule, op, bytes, innermost frame, trace).\n"
+        out += "# Known powercut findings. `powercut check --baseline FILE` (or `sweep`) fails only on\n"
+        out += "# others; regenerate with `--write-baseline FILE`. One finding a line: its fingerprint,\n"
+        out += "# then a note for reviewers (rule, op, bytes at risk and the store, frame, trace).\n"
         for (f, trace) in first.values.sorted(by: { $0.0 < $1.0 }) {
             out += "\(f.hash)  \(oneLine(f.note))  (\(oneLine(trace)))\n"
         }

@@ -5,7 +5,9 @@ import PowercutModel
 import PowercutRecorder
 import PowercutReport
 import PowercutSweep
+import PowercutSymbolize
 import PowercutTrace
+import PowercutTriage
 
 struct Sweep: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,8 +16,12 @@ struct Sweep: ParsableCommand {
             Records and replays one call per (dst offset, src offset, size) in worker processes, \
             so a routine that crashes or loops costs one case. With no routine named, sweeps every \
             built-in subject. Environment variables (PMEM_NO_CLWB, PMEM_NO_FLUSH, …) pass through \
-            to the routine. Exit status: 0 every case clean, 1 (or --error-exitcode) failing cases, \
-            64 usage, 70 internal.
+            to the routine. For CI, --format sarif, junit or github gives one result per failing \
+            pattern (its first case, replayed from the trace --save-failing kept), and --baseline FILE \
+            fails only on findings whose fingerprint FILE does not list (a fingerprint leaves out sizes \
+            and offsets: the same bug at another size is the same finding). Exit status: 0 every case \
+            clean (or known from the baseline), 1 (or --error-exitcode) failing cases, 64 usage, \
+            65 a malformed baseline, 70 internal.
             """
     )
 
@@ -59,8 +65,19 @@ struct Sweep: ParsableCommand {
     @Option(help: "Seconds allowed per case before its worker is killed.")
     var timeout: Double = 30
 
-    @Option(help: "Report format: text or json.")
+    @Option(help: "Report format: text, json, sarif (SARIF 2.1.0), junit (JUnit XML) or github (workflow annotations); the last three need --save-failing.")
     var format: SweepFormat = .text
+
+    @Option(help: ArgumentHelp("Known findings: only failing patterns with a finding whose fingerprint is not in FILE fail the run (needs --save-failing).", valueName: "file"))
+    var baseline: String?
+
+    @Option(help: ArgumentHelp("Write the fingerprints of the failing patterns' findings to FILE, crash-safely (needs --save-failing).", valueName: "file"))
+    var writeBaseline: String?
+
+    @Option(help: ArgumentHelp("SARIF and GitHub paths are relative to DIR (default: the current directory).", valueName: "dir"))
+    var sourceRoot: String?
+
+    @OptionGroup var symbols: SymbolOptions
 
     @Option(help: "Write a heatmap of bytes at risk (dst offset × size) to this .svg (or .png) file.")
     var heatmap: String?
@@ -77,7 +94,14 @@ struct Sweep: ParsableCommand {
     @Flag(help: "No progress display.")
     var quiet = false
 
-    enum SweepFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+    enum SweepFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json, sarif, junit, github
+        /// Printed from the replayed traces of each pattern's first case.
+        var needsTraces: Bool { self == .sarif || self == .junit || self == .github }
+    }
+
+    /// Whether the first case of each pattern is replayed from its saved trace.
+    private var replaysPatterns: Bool { format.needsTraces || baseline != nil || writeBaseline != nil }
 
     func grid() throws -> SweepGrid {
         do {
@@ -106,6 +130,19 @@ struct Sweep: ParsableCommand {
             throw ValidationError("--heatmap \(heatmap): a .png needs rsvg-convert (install librsvg2-bin, or ask for an .svg)")
         }
         if let saveFailing, saveFailing.isEmpty { throw ValidationError("--save-failing needs a folder name") }
+        for (option, path) in [("--baseline", baseline), ("--write-baseline", writeBaseline), ("--source-root", sourceRoot)] {
+            if path?.isEmpty == true { throw ValidationError("\(option) needs a file name") }
+        }
+        if let writeBaseline, let problem = folderProblem(of: writeBaseline) {
+            throw ValidationError("--write-baseline \(writeBaseline): \(problem)")
+        }
+        if replaysPatterns && saveFailing == nil {
+            let what = format.needsTraces ? "--format \(format.rawValue)" : baseline != nil ? "--baseline" : "--write-baseline"
+            throw ValidationError("\(what) needs --save-failing DIR: each failing pattern is reported from its first case's trace, kept there")
+        }
+        if !(1...255).contains(errorExitcode) {
+            throw ValidationError("--error-exitcode \(errorExitcode) is out of range (expected 1 to 255)")
+        }
     }
 
     /// Why a file cannot be created at `path` (its folder is missing or not writable), or nil.
@@ -127,54 +164,118 @@ struct Sweep: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let grid = try grid()
-            if kernelTree != nil && (!subjects.isEmpty || routine.lib != nil) {
-                throw ValidationError("--kernel-tree sweeps the tree's routines: name no subjects and no --lib")
+            do {
+                try sweep()
+            } catch let e as ConfigFileError {
+                throw Failure.badData(e.description)
             }
-            let lifted = try kernelTree.map { try liftKernelForSweep(tree: $0, patches: patches, flush: flush) }
-            defer { if let lifted { try? FileManager.default.removeItem(atPath: lifted.directory) } }
-            let routines = try lifted.map { k in k.sweptRoutines.map { Routine.library(path: k.library, symbol: $0.symbol) } }
-                ?? (routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
-                                                       : routine.routines(subjects))
-            // Resolve every routine here first: a bad name or library is a usage error,
-            // not thousands of failing cases. A library is loaded in a child: its
-            // constructors may crash or end the process.
-            for r in routines { try probe(r) }
-            if let dir = saveFailing {
-                try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            }
-            let report = SweepReport(grid: grid) { name in
-                lifted?.routines.first { $0.symbol == name }.map { "\($0.treeFunction) of \(lifted!.tree), lifted" }
-                    ?? Routine.subjects.first { $0.name == name }?.summary
-            }
-            if let lifted { writeAll(format == .text && output == nil ? 1 : 2, lifted.report + "\n") }
-            let progress = Progress(enabled: !quiet)
-            if format == .text && output == nil { writeAll(1, report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)) }
-            var results: [RoutineResult] = []
-            let started = Date()
-            for r in routines {
-                // The workers keep the time limit themselves (a typed `timeout` result);
-                // the pool's kill is the backstop for a worker that cannot.
-                let pool = WorkerPool(executable: selfPath(), arguments: workerArguments(for: r), jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount,
-                                      caseTimeout: timeout + 10)
-                let cases = try pool.run(grid.cases) { done, total in progress.update(r.description, done, total) }
-                progress.finish(r.description, cases)
-                if !quiet { reportUnfinished(r, cases) }
-                results.append(RoutineResult(routine: r.description, contract: contract.description, domain: domainName, cases: cases))
-            }
-            let seconds = Date().timeIntervalSince(started)
-            var text: String
-            switch format {
-            case .json: text = report.json(results, domain: domainName, drain: drain.rawValue)
-            case .text:
-                text = output == nil ? "" : report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)
-                text += report.render(results)
-                text += timing(results, seconds: seconds)
-            }
-            if let heatmap { try writeHeatmap(Heatmap(grid: grid).svg(results), to: heatmap) }
-            try emit(text, to: output)
-            if results.contains(where: { !$0.isClean }) { throw ExitCode(errorExitcode) }
         }
+    }
+
+    private func sweep() throws {
+        // The configuration first: a bad baseline fails before any work.
+        let known = try baseline.map(Baseline.load)
+        let grid = try grid()
+        if kernelTree != nil && (!subjects.isEmpty || routine.lib != nil) {
+            throw ValidationError("--kernel-tree sweeps the tree's routines: name no subjects and no --lib")
+        }
+        let lifted = try kernelTree.map { try liftKernelForSweep(tree: $0, patches: patches, flush: flush) }
+        defer { if let lifted { try? FileManager.default.removeItem(atPath: lifted.directory) } }
+        let routines = try lifted.map { k in k.sweptRoutines.map { Routine.library(path: k.library, symbol: $0.symbol) } }
+            ?? (routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
+                                                   : routine.routines(subjects))
+        // Resolve every routine here first: a bad name or library is a usage error,
+        // not thousands of failing cases. A library is loaded in a child: its
+        // constructors may crash or end the process.
+        for r in routines { try probe(r) }
+        if let dir = saveFailing {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        let report = SweepReport(grid: grid) { name in
+            lifted?.routines.first { $0.symbol == name }.map { "\($0.treeFunction) of \(lifted!.tree), lifted" }
+                ?? Routine.subjects.first { $0.name == name }?.summary
+        }
+        if let lifted { writeAll(format == .text && output == nil ? 1 : 2, lifted.report + "\n") }
+        let progress = Progress(enabled: !quiet)
+        if format == .text && output == nil { writeAll(1, report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)) }
+        var results: [RoutineResult] = []
+        let started = Date()
+        for r in routines {
+            // The workers keep the time limit themselves (a typed `timeout` result);
+            // the pool's kill is the backstop for a worker that cannot.
+            let pool = WorkerPool(executable: selfPath(), arguments: workerArguments(for: r), jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount,
+                                  caseTimeout: timeout + 10)
+            let cases = try pool.run(grid.cases) { done, total in progress.update(r.description, done, total) }
+            progress.finish(r.description, cases)
+            if !quiet { reportUnfinished(r, cases) }
+            results.append(RoutineResult(routine: r.description, contract: contract.description, domain: domainName, cases: cases))
+        }
+        let seconds = Date().timeIntervalSince(started)
+        var triage: Triage?
+        if replaysPatterns, let dir = saveFailing {
+            triage = try patternTriage(results, dir: dir, baseline: known)
+        }
+        defer { if let triage { symbols.finish(triage.frames, notes: false) } }
+        var text: String
+        switch format {
+        case .json: text = report.json(results, domain: domainName, drain: drain.rawValue)
+        case .text:
+            text = output == nil ? "" : report.header(routines: routines.count, domain: domainName, drain: drain.rawValue)
+            text += report.render(results)
+            if let triage, known != nil {
+                text += "powercut sweep: baseline \(baseline!): \(triage.knownCount) finding\(triage.knownCount == 1 ? "" : "s") known, "
+                    + "\(triage.reportedErrors) new error finding\(triage.reportedErrors == 1 ? "" : "s")\n"
+            }
+            text += timing(results, seconds: seconds)
+        case .sarif:
+            text = SARIFReport(toolVersion: PowercutVersion.string, sourceRoot: root).render(triage!)
+        case .junit:
+            text = JUnitReport(frames: triage!.frames).render(triage!)
+        case .github:
+            let shown = Summary(triage!.reportedTraces)
+            text = GitHubReport(sourceRoot: root).render(triage!)
+                + "powercut sweep: \(results.reduce(0) { $0 + $1.failing.count }) failing cases in "
+                + "\(triage!.traces.count) pattern\(triage!.traces.count == 1 ? "" : "s"); first cases: \(shown.line)"
+                + triage!.countsNote(baseline: known != nil, suppressions: false) + "\n"
+        }
+        if let heatmap { try writeHeatmap(Heatmap(grid: grid).svg(results), to: heatmap) }
+        // The baseline before the report: if it cannot be written, nothing claims success.
+        if let writeBaseline, let triage { try writeOutput(triage.baselineText, to: writeBaseline) }
+        try emit(text, to: output)
+        // Cases without a trace (crashed, out of budget or time, refused) always fail.
+        let unfinished = results.contains { $0.failing.contains { $0.status != .failing } }
+        if let triage, known != nil {
+            if triage.reportedErrors > 0 || unfinished { throw ExitCode(errorExitcode) }
+        } else if results.contains(where: { !$0.isClean }) {
+            throw ExitCode(errorExitcode)
+        }
+    }
+
+    private var root: SourceRoot { sourceRoot.map(SourceRoot.init) ?? .current }
+
+    /// The first case of every failing pattern, replayed from the trace its worker saved
+    /// in `dir`, with its findings' fingerprints checked against the baseline.
+    private func patternTriage(_ results: [RoutineResult], dir: String, baseline: Baseline?) throws -> Triage {
+        var options = model.replayOptions()
+        options.keepOps = format == .junit
+        var checked: [CheckedTrace] = []
+        for r in results {
+            for c in r.firstCases where c.status == .failing {
+                let path = CaseRunner.savedTracePath(dir: dir, routine: r.routine, case: c.sweepCase)
+                do {
+                    let (result, reader) = try Replayer.replay(file: path, options: options)
+                    checked.append(CheckedTrace(file: path, form: reader.form, header: reader.header,
+                                                stacks: reader.stacks, result: result))
+                } catch {
+                    throw Failure.internal("cannot replay the saved trace of \(r.routine) \(c.sweepCase.label): \(error)")
+                }
+            }
+        }
+        let frames = symbols.resolver()
+        frames.prefetch(checked)
+        var triage = Triage(checked, baseline: baseline, frames: frames)
+        if format == .sarif || format == .github { triage.locateEvents() }
+        return triage
     }
 
     private var domainName: String { (model.domain ?? .adr).description }

@@ -16,7 +16,7 @@ import PowercutOutput
         let entries = lines.filter { !$0.hasPrefix("#") && !$0.hasPrefix("powercut-baseline") }
         #expect(entries.count == 2)
         let print = Fingerprint(old.result.findings[0], in: old)
-        #expect(entries.contains("\(print.hash)  dirty-at-return  memcpy_flushcache  tail dst+0xb 2B dirty  at libpmem.so.1+0x1a2c  (old.pct)"))
+        #expect(entries.contains("\(print.hash)  dirty-at-return  memcpy_flushcache  tail dirty by libpmem.so.1+0x1a2c  at libpmem.so.1+0x1a2c  (old.pct)"))
         let baseline = try Baseline.parse(text, file: "b.txt")
         #expect(baseline.fingerprints.count == 2)
         #expect(Triage([old], baseline: baseline).reportedErrors == 0)

@@ -52,7 +52,7 @@ import PowercutOutput
         #expect(stacks.count == 1)
         #expect((stacks[0]["frames"] as! [[String: Any]]).map { $0["module"] as? String } == ["libpmem.so.1", "libpmem.so.1"])
         let prints = first["partialFingerprints"] as! [String: String]
-        #expect(prints == ["powercut/v1": triage.entries[0][0].fingerprint.hash])
+        #expect(prints == ["powercut/v2": triage.entries[0][0].fingerprint.hash])
         let properties = first["properties"] as! [String: Any]
         #expect(properties["cut"] as? Int == 6 && properties["bytes"] as? Int == 2 && properties["event"] as? Int == 5)
         #expect((properties["ranges"] as! [[String: Any]])[0]["position"] as? String == "tail")

@@ -43,7 +43,7 @@ import Testing
         #expect(results.map { $0["baselineState"] as? String } == ["unchanged", "unchanged", "unchanged", "unchanged", "new", "new", "new"])
         #expect(results.map { $0["suppressions"] != nil } == [true, true, true, true, false, false, false])
         // The same bug at two ASLR bases: one fingerprint.
-        let prints = results.map { ($0["partialFingerprints"] as! [String: String])["powercut/v1"]! }
+        let prints = results.map { ($0["partialFingerprints"] as! [String: String])["powercut/v2"]! }
         #expect(prints[0] == prints[2] && prints[1] == prints[3])
         let location = ((results[4]["locations"] as! [[String: Any]])[0]["physicalLocation"]) as! [String: Any]
         #expect((location["artifactLocation"] as! [String: Any])["uri"] as? String == "file:///opt/app/bin/logwriter")
