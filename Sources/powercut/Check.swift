@@ -45,7 +45,9 @@ struct Check: ParsableCommand {
             With --baseline, findings whose fingerprint is in the baseline are known and do not fail the run; \
             with --suppressions, findings a Valgrind-style block matches are left out. \
             Exit status: 0 no (new, unsuppressed) error finding, 1 (or --error-exitcode) error findings, \
-            64 usage error, 65 a malformed trace, baseline or suppression file, 70 internal error.
+            64 usage error, 65 a malformed trace, baseline or suppression file, 70 internal error. \
+            A trace in which nothing was checked (no op with a contract, no durable assertion) gets the \
+            warning "nothing-checked" in every format but does not change the exit status by itself.
             """
     )
 
@@ -124,7 +126,9 @@ struct Check: ParsableCommand {
         if format == .sarif || format == .github { triage.locateEvents() }
         let shown = triage.reportedTraces
         let summary = Summary(shown)
-        let note = triage.countsNote(baseline: baseline != nil, suppressions: !suppressions.isEmpty)
+        var note = triage.countsNote(baseline: baseline != nil, suppressions: !suppressions.isEmpty)
+        let unchecked = shown.count { !$0.result.checkedAnything }
+        if unchecked > 0 { note += "; nothing checked in \(count(unchecked, "trace"))" }
         var text: String
         switch format {
         case .json:
