@@ -60,6 +60,9 @@ struct Check: ParsableCommand {
     @Option(help: "Report format: text, json, brief, sarif (SARIF 2.1.0), junit (JUnit XML) or github (workflow annotations).")
     var format: ReportFormat = .text
 
+    @Option(help: ArgumentHelp("Keep at most N findings per trace in the report; the rest are counted (a findings-omitted note) and still count toward the exit status.", valueName: "N"))
+    var maxFindings = 100_000
+
     @Flag(help: "Also show, per cut point, the at-risk bytes by state (text and json).")
     var cuts = false
 
@@ -82,6 +85,7 @@ struct Check: ParsableCommand {
     var genSuppressions = false
 
     func validate() throws {
+        if maxFindings < 1 { throw ValidationError("--max-findings \(maxFindings) is out of range (expected at least 1)") }
         if files.isEmpty { throw ValidationError("name at least one trace file ('-' reads standard input)") }
         if !(1...255).contains(errorExitcode) {
             throw ValidationError("--error-exitcode \(errorExitcode) is out of range (expected 1 to 255; an exit status has 8 bits and 0 means success)")
@@ -113,6 +117,7 @@ struct Check: ParsableCommand {
 
         var options = model.replayOptions(cuts: cuts)
         options.keepOps = format == .junit
+        options.maxFindings = maxFindings
         var checked: [CheckedTrace] = []
         for file in files {
             let (result, reader) = try Replayer.replay(file: file, options: options)

@@ -64,3 +64,38 @@ import Testing
         #expect(run.stdout.isEmpty && run.status == 0)
     }
 }
+
+@Suite struct FindingLimitAndWordingTests {
+    @Test func maxFindingsKeepsTheFirstAndCountsTheRest() throws {
+        // Three redundant write-backs: three notes.
+        let trace = """
+            powercut-trace 1
+            pmem 0x1000 0x1000
+            op 1 begin dst=0x1000 len=8 contract=persist
+            store 0x1000 8
+            clwb 0x1000
+            clwb 0x1000
+            clwb 0x1000
+            clwb 0x1000
+            sfence
+            op 1 end
+
+            """
+        let all = try powercut(["check", "--format", "brief", "-"], stdin: trace)
+        #expect(all.stdout.split(separator: "\n").count { $0.contains("redundant-flush") } == 3)
+        let run = try powercut(["check", "--format", "brief", "--max-findings", "1", "-"], stdin: trace)
+        #expect(run.stdout.split(separator: "\n").count { $0.contains("redundant-flush") } == 1)
+        #expect(run.stdout.hasSuffix("note findings-omitted findings=2\n"))
+        let text = try powercut(["check", "--max-findings", "1", "-"], stdin: trace)
+        #expect(text.stdout.contains("note: findings-omitted: 2 more findings not listed (2 notes)"))
+        #expect(text.stdout.contains("0 errors, 0 warnings, 3 notes"))
+        #expect(try powercut(["check", "--max-findings", "0", "-"], stdin: trace).status == 64)
+    }
+
+    @Test func recordHelpNamesTheDefaultContract() throws {
+        let record = try powercut(["record", "--help"])
+        // Help wraps lines: compare with runs of white space as one space.
+        let help = record.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ")
+        #expect(help.contains("--contract <contract> The routine's contract: flushcache, persist or none. (values: flushcache, persist, none; default: flushcache)"))
+    }
+}
