@@ -57,6 +57,22 @@ extension ByteRange {
         }
         return s
     }
+
+    /// The missing instructions in words, naming lines and events.
+    public var missingText: String {
+        let (first, last) = lines
+        let lineText = first == last ? "line 0x\(hex(first))" : "lines 0x\(hex(first))-0x\(hex(last))"
+        let ev = event.map { "#\($0)" } ?? "?"
+        switch missing {
+        case .writeBackAndFence: return "a write-back (clwb/clflushopt/clflush) of \(lineText) after store \(ev), then a fence"
+        case .fence: return "a fence after the write-back" + (via.map { " #\($0)" } ?? "")
+        case .fenceAfterNT: return "a fence after the non-temporal store \(ev)"
+        case .flushHintAndFence: return "a flush-hint write (wpqflush) and then a fence" + (via.map { " after #\($0)" } ?? "")
+        case .inBounds: return "the store \(ev) kept inside the op's destination"
+        case .pmemRecord: return "a pmem record declaring these bytes (memory outside pmem is never durable)"
+        case .none: return "nothing"
+        }
+    }
 }
 
 /// "1 byte", "2 bytes": a count with its noun, singular or plural.
@@ -180,6 +196,52 @@ extension Finding {
         }
         for r in risky where r.state == .outside {
             add("declare 0x\(hex(r.start))-0x\(hex(r.start &+ (r.length - 1))) with a pmem record (memory outside pmem is never durable)")
+        }
+        return out
+    }
+}
+
+/// Something said about a whole trace rather than about one cut point: that nothing in
+/// it was judged, that stores fell outside every declared pmem range, that findings were
+/// left out of the list. Printers show these with the trace's findings; they are not
+/// findings (no cut point, no fingerprint) and never change the exit status.
+public struct TraceNotice: Sendable, Equatable {
+    /// A stable ID: `nothing-checked`, `stores-outside-pmem`, `findings-omitted`.
+    public var id: String
+    public var severity: Severity
+    public var message: String
+
+    /// "warning: nothing-checked: MESSAGE".
+    public var title: String { "\(severity): \(id): \(message)" }
+}
+
+extension ReplayResult {
+    /// All findings, kept or left out.
+    public var omittedFindingCount: Int { omittedFindings.values.reduce(0, +) }
+
+    /// What the printers say about the trace as a whole, most severe first.
+    public var notices: [TraceNotice] {
+        var out: [TraceNotice] = []
+        if !checkedAnything {
+            out.append(TraceNotice(id: "nothing-checked", severity: .warning, message:
+                "nothing in this trace was checked: it has no op with a contract (flushcache or persist) and no "
+                + "durable assertion, so no cut point was judged. An op with a contract is checked at its return "
+                + "(persist) or drain point (flushcache), a durable assertion at its event"))
+        }
+        if storesOutsidePmem > 0 {
+            out.append(TraceNotice(id: "stores-outside-pmem", severity: .note, message:
+                "\(count(storesOutsidePmem, "store")) wrote bytes outside every declared pmem range; "
+                + "those bytes are not tracked (a pmem record declaring them would have them checked)"))
+        }
+        let omitted = omittedFindingCount
+        if omitted > 0 {
+            let parts = [Severity.error, .warning, .note].compactMap { s -> String? in
+                let n = omittedFindings[s, default: 0]
+                return n > 0 ? count(n, s.rawValue) : nil
+            }
+            out.append(TraceNotice(id: "findings-omitted", severity: .note, message:
+                "\(count(omitted, "more finding")) not listed (\(parts.joined(separator: ", "))): "
+                + "\(count(findings.count, "finding")) kept (--max-findings); the counts include them all"))
         }
         return out
     }

@@ -150,22 +150,6 @@ public struct ByteRange: Sendable, Equatable {
     public var lines: (first: UInt64, last: UInt64) {
         (start & ~(lineSize - 1), (start &+ length &- 1) & ~(lineSize - 1))
     }
-
-    /// The missing instructions in words, naming lines and events.
-    public var missingText: String {
-        let (first, last) = lines
-        let lineText = first == last ? "line 0x\(hex(first))" : "lines 0x\(hex(first))-0x\(hex(last))"
-        let ev = event.map { "#\($0)" } ?? "?"
-        switch missing {
-        case .writeBackAndFence: return "a write-back (clwb/clflushopt/clflush) of \(lineText) after store \(ev), then a fence"
-        case .fence: return "a fence after the write-back" + (via.map { " #\($0)" } ?? "")
-        case .fenceAfterNT: return "a fence after the non-temporal store \(ev)"
-        case .flushHintAndFence: return "a flush-hint write (wpqflush) and then a fence" + (via.map { " after #\($0)" } ?? "")
-        case .inBounds: return "the store \(ev) kept inside the op's destination"
-        case .pmemRecord: return "a pmem record declaring these bytes (memory outside pmem is never durable)"
-        case .none: return "nothing"
-        }
-    }
 }
 
 /// One verdict: a rule broken at a cut point.

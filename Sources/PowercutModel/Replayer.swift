@@ -395,14 +395,7 @@ public final class Replayer {
                 }
             }
             for (s, n) in pieces {
-                let missing: Missing
-                switch run.state {
-                case .dirty: missing = .writeBackAndFence
-                case .flushing: missing = .fence
-                case .wc: missing = .fenceAfterNT
-                case .queued: missing = .flushHintAndFence
-                case .durable, .outside: missing = .none
-                }
+                let missing = Missing(atRisk: run.state)
                 let position = op.map { $0.position(of: s) }
                 if var prev = out.last, prev.start &+ prev.length == s, prev.state == run.state, prev.event == run.store,
                    prev.position == position, prev.stack == run.stack, prev.via == run.via {

@@ -6,7 +6,8 @@ import PowercutTriage
 
 /// `--format json`: one document for the whole run, keys in a fixed order.
 ///
-///     {"traces":[{"file":S,"form":S,"events":N,"domain":S,"lineSize":N,
+///     {"traces":[{"file":S,"form":S,"events":N,"domain":S,"lineSize":N,"ops":N,
+///                 "checkedAnything":B,"storesOutsidePmem":N,"omittedFindings":N,
 ///                 "findings":[{"rule":S,"severity":S,"op":N|null,"opName":S|null,
 ///                              "cut":N,"event":N|null,"bytes":N,"line":S|null,
 ///                              "ranges":[{"start":"0x…","length":N,"position":S|null,
@@ -14,8 +15,14 @@ import PowercutTriage
 ///                                         "via":N|null,"missing":S,"fix":S,
 ///                                         "stack":["0x…",…]}],
 ///                              "omittedRanges":N,"stack":["0x…",…]}],
+///                 "notices":[{"id":S,"severity":S,"message":S}],
 ///                 "cuts":[{"cut":N,"dirty":N,"flushing":N,"wc":N,"queued":N}]}],
-///      "summary":{"traces":N,"events":N,"errors":N,"warnings":N,"notes":N}}
+///      "summary":{"traces":N,"events":N,"errors":N,"warnings":N,"notes":N,
+///                 "nothingChecked":N,"omittedFindings":N}}
+///
+/// `notices` say what holds for a whole trace (`nothing-checked`, `stores-outside-pmem`,
+/// `findings-omitted`); they are not counted as findings. `omittedFindings` counts the
+/// findings past `--max-findings` (included in the error/warning/note counts).
 public struct JSONReport {
     public init() {}
 
@@ -32,6 +39,8 @@ public struct JSONReport {
         w.number("errors", s.errors)
         w.number("warnings", s.warnings)
         w.number("notes", s.notes)
+        w.number("nothingChecked", traces.count { !$0.result.checkedAnything })
+        w.number("omittedFindings", traces.reduce(0) { $0 + $1.result.omittedFindingCount })
         w.endObject()
         w.endObject()
         return w.output + "\n"
@@ -46,8 +55,20 @@ public struct JSONReport {
         w.string("domain", r.domain.description)
         w.number("lineSize", r.lineSize)
         w.number("ops", r.opCount)
+        w.bool("checkedAnything", r.checkedAnything)
+        w.number("storesOutsidePmem", r.storesOutsidePmem)
+        w.number("omittedFindings", r.omittedFindingCount)
         w.beginArray("findings")
         for f in r.findings { write(f, t, into: &w) }
+        w.endArray()
+        w.beginArray("notices")
+        for n in r.notices {
+            w.beginObject()
+            w.string("id", n.id)
+            w.string("severity", n.severity.rawValue)
+            w.string("message", n.message)
+            w.endObject()
+        }
         w.endArray()
         if let cuts = r.cuts {
             w.beginArray("cuts")
@@ -105,6 +126,9 @@ public struct JSONReport {
 /// corpus keeps its expected verdicts in this form.
 ///
 ///     error not-durable op=1 cut=8 at=#7 0x10048+2 tail dirty store=#4
+///
+/// The trace's notices close it: `warning nothing-checked`, `note stores-outside-pmem
+/// stores=N`, `note findings-omitted findings=N`.
 public struct BriefReport {
     public init() {}
 
@@ -124,6 +148,10 @@ public struct BriefReport {
             }
             if f.omittedRanges > 0 { out += "\(head) +\(f.omittedRanges) more ranges\n" }
         }
+        let r = t.result
+        if !r.checkedAnything { out += "warning nothing-checked\n" }
+        if r.storesOutsidePmem > 0 { out += "note stores-outside-pmem stores=\(r.storesOutsidePmem)\n" }
+        if r.omittedFindingCount > 0 { out += "note findings-omitted findings=\(r.omittedFindingCount)\n" }
         return out
     }
 }

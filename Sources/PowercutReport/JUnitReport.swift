@@ -108,6 +108,8 @@ public struct JUnitReport {
                 ("form", t.form.rawValue), ("domain", r.domain.description), ("lineSize", String(r.lineSize)),
                 ("events", String(r.events)), ("ops", String(r.opCount)),
                 ("known", String(known)), ("suppressed", String(suppressed)),
+                ("checkedAnything", String(r.checkedAnything)), ("storesOutsidePmem", String(r.storesOutsidePmem)),
+                ("omittedFindings", String(r.omittedFindingCount)),
             ], cases: cases)
         }
     }

@@ -22,6 +22,9 @@ public struct TextReport {
         for f in r.findings where showNotes || f.severity != .note {
             out += "\n" + render(f, in: trace)
         }
+        for n in r.notices {
+            out += "\n" + n.title + "\n"
+        }
         var s = Summary()
         s.add(r)
         out += "\n== \(trace.file): \(verdict(r)) (\(count(s.errors, "error")), \(count(s.warnings, "warning")), \(count(s.notes, "note")))\n\n"
@@ -30,7 +33,10 @@ public struct TextReport {
 
     private func verdict(_ r: ReplayResult) -> String {
         if r.errors > 0 { return "FAIL" }
-        return r.warnings > 0 ? "ok with warnings" : "ok"
+        if !r.checkedAnything { return "nothing checked" }
+        if r.warnings > 0 { return "ok with warnings" }
+        // Not a plain ok: some stored bytes were never looked at.
+        return r.storesOutsidePmem > 0 ? "ok for the bytes in pmem only" : "ok"
     }
 
     public func render(_ f: Finding, in trace: CheckedTrace) -> String {

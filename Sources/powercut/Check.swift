@@ -45,7 +45,9 @@ struct Check: ParsableCommand {
             With --baseline, findings whose fingerprint is in the baseline are known and do not fail the run; \
             with --suppressions, findings a Valgrind-style block matches are left out. \
             Exit status: 0 no (new, unsuppressed) error finding, 1 (or --error-exitcode) error findings, \
-            64 usage error, 65 a malformed trace, baseline or suppression file, 70 internal error.
+            64 usage error, 65 a malformed trace, baseline or suppression file, 70 internal error. \
+            A trace in which nothing was checked (no op with a contract, no durable assertion) gets the \
+            warning "nothing-checked" in every format but does not change the exit status by itself.
             """
     )
 
@@ -57,6 +59,9 @@ struct Check: ParsableCommand {
 
     @Option(help: "Report format: text, json, brief, sarif (SARIF 2.1.0), junit (JUnit XML) or github (workflow annotations).")
     var format: ReportFormat = .text
+
+    @Option(help: ArgumentHelp("Keep at most N findings per trace in the report; the rest are counted (a findings-omitted note) and still count toward the exit status.", valueName: "N"))
+    var maxFindings = 100_000
 
     @Flag(help: "Also show, per cut point, the at-risk bytes by state (text and json).")
     var cuts = false
@@ -80,6 +85,7 @@ struct Check: ParsableCommand {
     var genSuppressions = false
 
     func validate() throws {
+        if maxFindings < 1 { throw ValidationError("--max-findings \(maxFindings) is out of range (expected at least 1)") }
         if files.isEmpty { throw ValidationError("name at least one trace file ('-' reads standard input)") }
         if !(1...255).contains(errorExitcode) {
             throw ValidationError("--error-exitcode \(errorExitcode) is out of range (expected 1 to 255; an exit status has 8 bits and 0 means success)")
@@ -111,6 +117,7 @@ struct Check: ParsableCommand {
 
         var options = model.replayOptions(cuts: cuts)
         options.keepOps = format == .junit
+        options.maxFindings = maxFindings
         var checked: [CheckedTrace] = []
         for file in files {
             let (result, reader) = try Replayer.replay(file: file, options: options)
@@ -124,7 +131,9 @@ struct Check: ParsableCommand {
         if format == .sarif || format == .github { triage.locateEvents() }
         let shown = triage.reportedTraces
         let summary = Summary(shown)
-        let note = triage.countsNote(baseline: baseline != nil, suppressions: !suppressions.isEmpty)
+        var note = triage.countsNote(baseline: baseline != nil, suppressions: !suppressions.isEmpty)
+        let unchecked = shown.count { !$0.result.checkedAnything }
+        if unchecked > 0 { note += "; nothing checked in \(count(unchecked, "trace"))" }
         var text: String
         switch format {
         case .json:

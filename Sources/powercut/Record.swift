@@ -10,6 +10,20 @@ extension Contract: ExpressibleByArgument {
     public static var allValueStrings: [String] { allCases.map(\.description) }
 }
 
+/// `--contract` by name: ArgumentParser shows a UInt8-backed enum's default as its raw
+/// value ("(default: 0)"), so the option takes this String-backed twin.
+enum ContractArgument: String, ExpressibleByArgument, CaseIterable {
+    case flushcache, persist, none
+
+    var contract: Contract {
+        switch self {
+        case .flushcache: .flushcache
+        case .persist: .persist
+        case .none: .none
+        }
+    }
+}
+
 enum DrainArgument: String, ExpressibleByArgument, CaseIterable { case sfence, none }
 
 /// Which routine: a built-in subject or --lib/--symbol.
@@ -72,7 +86,7 @@ struct Record: ParsableCommand {
     var len: Int
 
     @Option(help: "The routine's contract: flushcache, persist or none.")
-    var contract: Contract = .flushcache
+    var contract: ContractArgument = .flushcache
 
     @Option(help: "The caller's drain after the op: sfence (recorded) or none.")
     var drain: DrainArgument = .sfence
@@ -132,7 +146,7 @@ struct Record: ParsableCommand {
             try file.write(child.payload)
             try file.commit()
             if output != "-" {
-                printError("recorded \(events) events of \(r) (dst+\(dstOffset), src+\(srcOffset), \(len) bytes) to \(output)")
+                printError("recorded \(count(events, "event")) of \(r) (dst+\(dstOffset), src+\(srcOffset), \(count(len, "byte"))) to \(output)")
             }
             if handlers > 0 {
                 printError("note: \(handlers) signal handler\(handlers == 1 ? "" : "s") ran during the call; stepped, \(handlers == 1 ? "its" : "their") stores are in the trace")
@@ -152,7 +166,7 @@ struct Record: ParsableCommand {
                 _exit(0)
             }
             var options = Harness.Options()
-            options.contract = contract
+            options.contract = contract.contract
             options.drain = drain == .sfence
             options.captureData = data
             options.budget = budget
