@@ -1,4 +1,5 @@
 import PowercutOutput
+import PowercutModel
 
 /// The sweep as a picture: one panel per routine, destination offset across, size down,
 /// each cell coloured by the bytes a power failure could lose in that case.
@@ -70,7 +71,7 @@ public struct Heatmap {
                     let c = byCase[SweepCase(dstOffset: d, srcOffset: grid.srcOffsets.first ?? 0, size: n)]
                     let fill = colour(c)
                     var tip = "dst+\(d) n=\(n)"
-                    if let c { tip += c.status == .clean ? ": durable" : ": \(c.bytesAtRisk) bytes at risk" + (c.message.map { " (\($0))" } ?? "") }
+                    if let c { tip += c.status == .clean ? ": durable" : ": \(count(c.bytesAtRisk, "byte")) at risk" + (c.message.map { " (\($0))" } ?? "") }
                     s += "<rect x=\"\(x0 + i * Self.cellWidth)\" y=\"\(top + rowY[n]!)\" width=\"\(Self.cellWidth)\" height=\"\(cellHeight)\" fill=\"\(fill)\"><title>\(xmlEscape(tip))</title></rect>"
                 }
                 s += "\n"

@@ -1,4 +1,5 @@
 import PowercutOutput
+import PowercutModel
 
 /// The sweep's human report: a table that says at a glance which routines strand
 /// bytes, then for each failing routine its patterns of failing (dst offset, size).
@@ -12,7 +13,7 @@ public struct SweepReport {
     }
 
     public func header(routines: Int, domain: String, drain: String) -> String {
-        "powercut sweep: \(routines) routine\(routines == 1 ? "" : "s") × \(grid.count) cases "
+        "powercut sweep: \(count(routines, "routine")) × \(count(grid.count, "case")) "
             + "(dst offsets \(SweepGrid.format(grid.dstOffsets)), src offsets \(SweepGrid.format(grid.srcOffsets)), "
             + "sizes \(SweepGrid.format(grid.sizes))), domain \(domain), drain \(drain)\n"
     }
@@ -24,10 +25,10 @@ public struct SweepReport {
             let name = r.routine.padding(width)
             let verdict: String
             if r.isClean {
-                verdict = "clean   all \(r.cases.count) cases durable"
+                verdict = r.cases.count == 1 ? "clean   the 1 case durable" : "clean   all \(r.cases.count) cases durable"
             } else {
                 let bytes = r.bytesAtRisk
-                verdict = "FAIL    \(r.failing.count) of \(r.cases.count) cases leave bytes at risk (\(bytes) bytes in all)"
+                verdict = "FAIL    \(r.failing.count) of \(count(r.cases.count, "case")) \(r.failing.count == 1 ? "leaves" : "leave") bytes at risk (\(count(bytes, "byte")) in all)"
             }
             out += "  \(name)  \(verdict)"
             if let d = describe(r.routine) { out += "\n  \("".padding(width))  \(d)" }
@@ -57,7 +58,7 @@ public struct SweepReport {
         }
         let failingRoutines = results.filter { !$0.isClean }.count
         let cases = results.reduce(0) { $0 + $1.cases.count }, failing = results.reduce(0) { $0 + $1.failing.count }
-        out += "\npowercut sweep: \(results.count) routine\(results.count == 1 ? "" : "s"), \(cases) cases: "
+        out += "\npowercut sweep: \(count(results.count, "routine")), \(count(cases, "case")): "
         out += "\(failingRoutines) routine\(failingRoutines == 1 ? "" : "s") with failing cases, \(failing) failing case\(failing == 1 ? "" : "s")\n"
         return out
     }

@@ -60,6 +60,9 @@ struct Check: ParsableCommand {
     @Option(help: "Report format: text, json, brief, sarif (SARIF 2.1.0), junit (JUnit XML) or github (workflow annotations).")
     var format: ReportFormat = .text
 
+    @Option(help: ArgumentHelp("SARIF and GitHub paths are relative to DIR (default: the current directory).", valueName: "dir"))
+    var sourceRoot: String?
+
     @Option(help: ArgumentHelp("Keep at most N findings per trace in the report; the rest are counted (a findings-omitted note) and still count toward the exit status.", valueName: "N"))
     var maxFindings = 100_000
 
@@ -93,6 +96,7 @@ struct Check: ParsableCommand {
         try requireName(output, "-o/--output")
         try requireName(baseline, "--baseline")
         try requireName(writeBaseline, "--write-baseline")
+        try requireName(sourceRoot, "--source-root")
         for s in suppressions { try requireName(s, "--suppressions") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("'-' (standard input) can be named only once") }
         if genSuppressions && format.isDocument && (output == nil || output == "-") {
@@ -141,11 +145,11 @@ struct Check: ParsableCommand {
         case .brief:
             text = shown.map { BriefReport().render($0) }.joined()
         case .sarif:
-            text = SARIFReport(toolVersion: PowercutVersion.release).render(triage)
+            text = SARIFReport(toolVersion: PowercutVersion.release, sourceRoot: sourceRoot.map(SourceRoot.init) ?? .current).render(triage)
         case .junit:
             text = JUnitReport(frames: frames).render(triage)
         case .github:
-            text = GitHubReport().render(triage) + "powercut: \(summary.line)\(note)\n"
+            text = GitHubReport(sourceRoot: sourceRoot.map(SourceRoot.init) ?? .current).render(triage) + "powercut: \(summary.line)\(note)\n"
         case .text:
             text = ""
             for t in shown {
