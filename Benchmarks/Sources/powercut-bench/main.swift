@@ -163,8 +163,10 @@ func compare(paths: [String]) throws {
         let r = try fullReplay(path: path)
         precondition(d.events == r.events, "decode saw \(d.events) events, replay \(r.events)")
         let dr = Double(d.events) / d.seconds / 1e6, rr = Double(r.events) / r.seconds / 1e6
-        print(String(format: "%-40@ %-6@ %9llu   %8.1f (%5.2f s)  %6.1f (%5.2f s)  %5.2f",
-                     path as NSString, form as NSString, d.events, dr, d.seconds, rr, r.seconds, rr / dr))
+        let name = path.count < 40 ? path.padding(toLength: 40, withPad: " ", startingAt: 0) : path
+        let kind = form.padding(toLength: 6, withPad: " ", startingAt: 0)
+        print(name + " " + kind + String(format: " %9llu   %8.1f (%5.2f s)  %6.1f (%5.2f s)  %5.2f",
+                                         d.events, dr, d.seconds, rr, r.seconds, rr / dr))
     }
     print(String(format: "max RSS %.0f MiB", maxRSSMiB()))
 }
