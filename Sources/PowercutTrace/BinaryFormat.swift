@@ -428,25 +428,36 @@ final class BinaryTraceReader {
         finished = true
     }
 
-    /// Events are assembled here and copied into the batch in one go.
-    private var scratch = UnsafeMutablePointer<Event>.allocate(capacity: 0)
-    private var scratchCapacity = 0
-
-    deinit { scratch.deallocate() }
-
-    func read(into batch: inout EventBatch, max: Int) throws(TraceError) -> Bool {
-        if scratchCapacity < max {
-            scratch.deallocate()
-            scratch = .allocate(capacity: max)
-            scratchCapacity = max
+    /// Replaces the batch's events with up to `max` further ones, decoded straight into
+    /// the new array's storage (no staging copy).
+    func read(into batch: inout EventBatch, max requested: Int) throws(TraceError) -> Bool {
+        let max = Swift.max(requested, 1)
+        var failure: TraceError?
+        var more = false
+        var data: [UInt8] = []
+        swap(&data, &batch.data)
+        batch.events = []  // gives its storage back, for the new array to reuse
+        batch.events = Array(unsafeUninitializedCapacity: max) { buffer, count in
+            do throws(TraceError) {
+                more = try decode(into: buffer.baseAddress!, max: max, count: &count, data: &data)
+            } catch {
+                failure = error
+            }
         }
-        var n = 0
-        defer { batch.events.append(contentsOf: UnsafeBufferPointer(start: scratch, count: n)) }
+        swap(&data, &batch.data)
+        if let failure { throw failure }
+        return more
+    }
+
+    /// Decodes up to `max` events into `out`; `n` counts those written, also when it
+    /// throws. Returns false when the trace ended before any.
+    private func decode(into out: UnsafeMutablePointer<Event>, max: Int, count n: inout Int,
+                        data: inout [UInt8]) throws(TraceError) -> Bool {
         while n < max {
             if finished { return n > 0 }
             _ = try input.ensure(64)
             if pendingTag == nil {
-                n = try fastEvents(n, max)
+                n = fastEvents(out, n, max)
                 if n == max { break }
             }
             let start = input.fileOffset - (pendingTag != nil ? 1 : 0)
@@ -466,7 +477,7 @@ final class BinaryTraceReader {
                 case BinaryFormat.Tag.stack:
                     let (id, frames) = try stackRecord()
                     if let problem = validator.defineStack(id, frames) { throw fail(problem) }
-                    scratch[n] = Event(kind: .stackDefinition, seq: seq, address: UInt64(id))
+                    out[n] = Event(kind: .stackDefinition, seq: seq, address: UInt64(id))
                     n += 1
                 case BinaryFormat.Tag.thread:
                     thread = try threadNumber(try varint())
@@ -543,13 +554,13 @@ final class BinaryTraceReader {
                 }
                 guard try input.ensure(Int(e.size)) else { throw truncated() }
                 e.flags |= Event.Flags.hasData
-                e.dataOffset = UInt32(batch.data.count)
-                batch.data.append(contentsOf: UnsafeBufferPointer(start: input.buffer + input.position, count: Int(e.size)))
+                e.dataOffset = UInt32(data.count)
+                data.append(contentsOf: UnsafeBufferPointer(start: input.buffer + input.position, count: Int(e.size)))
                 input.position += Int(e.size)
             }
             if let problem = validator.event(e, at: .event(seq)) { throw fail(at: start, "event #\(seq): " + problem) }
             seq += 1
-            scratch[n] = e
+            out[n] = e
             n += 1
         }
         return true
@@ -561,7 +572,7 @@ final class BinaryTraceReader {
     /// (or anything wrong) with the record unread, for the general path to decode or
     /// reject; so every check stays in one place.
     @inline(__always)
-    private func fastEvents(_ first: Int, _ max: Int) throws(TraceError) -> Int {
+    private func fastEvents(_ out: UnsafeMutablePointer<Event>, _ first: Int, _ max: Int) -> Int {
         var n = first
         let buf = input.buffer
         var pos = input.position
@@ -569,7 +580,6 @@ final class BinaryTraceReader {
         var prev = self.prev
         var seq = self.seq
         let thread = self.thread
-        let out = scratch
         defer {
             input.position = pos
             self.prev = prev

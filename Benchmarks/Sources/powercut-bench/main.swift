@@ -2,6 +2,9 @@
 //
 //   powercut-bench gen OUT [--events N] [--text]   write a copy-routine-like trace
 //   powercut-bench replay FILE                      time reading + replaying it
+//   powercut-bench decode FILE...                   per file, in one run: a decode-only
+//                                                   pass (the limit), then the full replay
+//                                                   `check` does; both rates and their ratio
 //
 // The synthetic mix imitates memcpy_flushcache calls over 1 GiB of pmem: an op per
 // call, a cached head + write-back when the destination is unaligned, 8-byte
@@ -127,6 +130,47 @@ func replay(path: String) throws {
         """)
 }
 
+/// Reads every event and touches it, nothing more: what replay cannot beat.
+func decodeOnly(path: String) throws -> (events: UInt64, seconds: Double) {
+    let start = now()
+    let reader = try TraceReader(path: path)
+    var batch = EventBatch()
+    var events: UInt64 = 0
+    var sink: UInt64 = 0
+    // The batch size the streaming replay uses, so the two passes compare like for like.
+    while try reader.read(into: &batch, max: 512) {
+        for e in batch.events where e.kind != .stackDefinition {
+            events &+= 1
+            sink &+= e.address
+        }
+    }
+    if sink == 1 { print("") }  // keeps the loop from being optimised away
+    return (events, now() - start)
+}
+
+/// The replay `powercut check` runs (streaming, default options).
+func fullReplay(path: String) throws -> (events: UInt64, seconds: Double, errors: Int) {
+    let start = now()
+    let (result, _) = try Replayer.replay(file: path)
+    return (UInt64(result.events), now() - start, result.errors)
+}
+
+func compare(paths: [String]) throws {
+    print("file                                     form     events   decode-only M/s   replay M/s   replay/decode")
+    for path in paths {
+        let form = try TraceReader(path: path).form.rawValue
+        let d = try decodeOnly(path: path)
+        let r = try fullReplay(path: path)
+        precondition(d.events == r.events, "decode saw \(d.events) events, replay \(r.events)")
+        let dr = Double(d.events) / d.seconds / 1e6, rr = Double(r.events) / r.seconds / 1e6
+        let name = path.count < 40 ? path.padding(toLength: 40, withPad: " ", startingAt: 0) : path
+        let kind = form.padding(toLength: 6, withPad: " ", startingAt: 0)
+        print(name + " " + kind + String(format: " %9llu   %8.1f (%5.2f s)  %6.1f (%5.2f s)  %5.2f",
+                                         d.events, dr, d.seconds, rr, r.seconds, rr / dr))
+    }
+    print(String(format: "max RSS %.0f MiB", maxRSSMiB()))
+}
+
 let args = Array(CommandLine.arguments.dropFirst())
 do {
     switch args.first {
@@ -135,11 +179,14 @@ do {
         var events: UInt64 = 100_000_000
         if let i = args.firstIndex(of: "--events"), i + 1 < args.count, let n = UInt64(args[i + 1]) { events = n }
         try generate(path: args[1], events: events, form: args.contains("--text") ? .text : .binary)
+    case "decode":
+        guard args.count >= 2 else { fatalError("usage: powercut-bench decode FILE...") }
+        try compare(paths: Array(args.dropFirst()))
     case "replay":
         guard args.count >= 2 else { fatalError("usage: powercut-bench replay FILE") }
         try replay(path: args[1])
     default:
-        print("usage: powercut-bench gen OUT [--events N] [--text] | replay FILE")
+        print("usage: powercut-bench gen OUT [--events N] [--text] | replay FILE | decode FILE...")
         exit(64)
     }
 } catch {
