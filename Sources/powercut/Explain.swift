@@ -1,4 +1,5 @@
 import ArgumentParser
+import PowercutCrash
 import PowercutModel
 import PowercutExplain
 import PowercutSymbolize
@@ -56,10 +57,17 @@ struct Explain: ParsableCommand {
     @Option(help: "Tell at most N relevant events, the first and last halves (0: all).")
     var limit: Int = 200
 
+    @Option(help: ArgumentHelp("Tell why one crash image's bytes could be there: an image saved by `powercut crash` (the file, or the folder of range files).", valueName: "PATH"))
+    var image: String?
+
     func validate() throws {
         if [finding != nil, byte != nil, op != nil].filter({ $0 }).count > 1 {
             throw ValidationError("choose one of --finding, --byte and --op")
         }
+        if image != nil && (finding != nil || byte != nil || op != nil || svg != nil || html != nil) {
+            throw ValidationError("--image explains one crash image; it takes none of --finding, --byte, --op, --svg, --html")
+        }
+        try requireName(image, "--image")
         if let finding, finding < 1 { throw ValidationError("--finding counts from 1, as `powercut check` lists findings") }
         if limit < 0 { throw ValidationError("--limit must be 0 (all) or more") }
         try requireName(svg, "--svg")
@@ -67,6 +75,7 @@ struct Explain: ParsableCommand {
     }
 
     func run() throws {
+        if let image { return try explainImage(image) }
         try reporting {
             let trace = try Trace(contentsOf: file)
             let selector: ExplainSelector =
@@ -89,6 +98,18 @@ struct Explain: ParsableCommand {
                 try OutputFile.write(TimelinePicture(explanation).html(story: text, frames: frames), to: html)
             }
             try writeStdout(text)
+        }
+    }
+
+    /// The first cut that can leave this image, and per line which writes it kept and
+    /// which it lost (the crash-image observer does the work, as for `crash`).
+    private func explainImage(_ image: String) throws {
+        try reporting {
+            var options = CrashOptions()
+            options.replay = model.replayOptions()
+            let explanation = try CrashSession(path: file, options: options).explain(imagePath: image)
+            try writeStdout(explanation.wording(image: image))
+            if explanation.cut == nil { throw ExitCode(ExitStatus.findings) }
         }
     }
 }
