@@ -1,4 +1,5 @@
 import Foundation
+import PowercutTrace
 import Testing
 
 /// `powercut crash` end to end, with checkers a user would write.
@@ -404,6 +405,7 @@ import Testing
         #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("| commit set, record torn: 11111111111111110000000000000000"))
         #expect(r.stdout.contains("powercut: 2 inconsistent images;"))
+        #expect(r.stdout.hasPrefix("powercut: range log 0x2000 (256 bytes), tracked from event #1: content before the trace from zeros\n"))
         let good = try s.write("good.pct", Self.mappedLogWriter(fence: true))
         let g = try powercut(["crash", good, "--check-cmd", "sh \(script)"])
         #expect(g.status == 0, "\(g.stdout)\(g.stderr)")
@@ -527,5 +529,76 @@ import Testing
         let own = try s.write("own.pct", Self.threadedLogWriter(fencer: 1))
         let o = try powercut(["crash", own, "--check-cmd", "sh \(script)"])
         #expect(o.status == 0, "\(o.stdout)\(o.stderr)")
+    }
+
+    /// Valgrind on PATH, for recording whole programs with `powercut run`.
+    static let hasValgrind: Bool = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/valgrind") }
+    }()
+
+    /// A program that maps a metadata file and writes it durably, then maps its log file
+    /// (so that range is declared between events), writes a record with non-temporal
+    /// stores, then the commit word, and unmaps both files (`pmem-release`). FENCE_BUG
+    /// leaves out the fence between the record and the commit.
+    static let mappedLogProgram = """
+        #include <fcntl.h>
+        #include <immintrin.h>
+        #include <stdint.h>
+        #include <sys/mman.h>
+        #include <unistd.h>
+        static char *map_file(const char *path) {
+            int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || ftruncate(fd, 4096) != 0) _exit(9);
+            char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED) _exit(9);
+            return p;
+        }
+        int main(int argc, char **argv) {
+            char *meta = map_file(argv[1]);
+            meta[0] = 7;
+            _mm_clflush(meta);
+            _mm_sfence();
+            char *log = map_file(argv[2]);
+            _mm_stream_si64((long long *)log, 0x1111111111111111LL);
+            _mm_stream_si64((long long *)(log + 8), 0x2222222222222222LL);
+        #ifndef FENCE_BUG
+            _mm_sfence();
+        #endif
+            *(volatile uint64_t *)(log + 64) = 1;
+            _mm_clflush(log + 64);
+            _mm_sfence();
+            munmap(log, 4096);
+            munmap(meta, 4096);
+            return 0;
+        }
+        """
+
+    @Test(.enabled(if: hasValgrind, "needs valgrind"))
+    func aProgramRecordedWithPowercutRunIsCheckedForCrashImages() throws {
+        let s = Scratch()
+        // The image is the metadata file alone, or a folder with both files (named after
+        // their paths); the rule is about the log.
+        let script = try s.write("check.sh", """
+            if [ -d "$1" ]; then set -- "$1"/*log; else case "$1" in *log) ;; *) exit 0;; esac; fi
+
+            """ + Self.checkScript)
+        for bug in [true, false] {
+            let name = bug ? "bad" : "good"
+            let exe = try RunCommandTests.compile(Self.mappedLogProgram, name, in: s, flags: bug ? ["-DFENCE_BUG"] : [])
+            let run = try powercut(["run", "--pmem-file", "meta", "--pmem-file", "log", "-o", "\(name).pctb", "--", exe, "meta", "log"], in: s.url)
+            #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+            let t = try Trace(contentsOf: s.path("\(name).pctb"))
+            #expect(t.events.contains { $0.kind == .pmem } && t.events.contains { $0.kind == .pmemRelease })
+            let r = try powercut(["crash", s.path("\(name).pctb"), "--check-cmd", "sh \(script)"], in: s.url)
+            if bug {
+                #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+                #expect(r.stdout.contains("| commit set, record torn: "))
+                #expect(r.stdout.contains("main (\(name).c:"))
+                #expect(r.stdout.contains("log 0x") && r.stdout.contains("(4096 bytes), tracked from event #"))
+            } else {
+                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            }
+        }
     }
 }
