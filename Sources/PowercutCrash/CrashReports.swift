@@ -16,7 +16,7 @@ public struct CrashTextReport {
     public func render(_ o: CrashOutcome) -> String {
         var s = ""
         for r in o.ranges {
-            s += "powercut: range \(r.name.map { "\($0) " } ?? "")\(hex(r.base)) (\(r.length) bytes): content before the trace from \(r.source)\n"
+            s += "powercut: range \(r.name.map { "\($0) " } ?? "")\(hex(r.base)) (\(r.length) bytes)\(r.declaredAt.map { ", tracked from event #\($0)" } ?? ""): content before the trace from \(r.source)\n"
         }
         for c in o.cuts where !c.everyImage {
             s += "powercut: \(c.label): \(c.count.images); checked \(c.planned - c.repeated): \(c.enumerationWording)\n"
@@ -80,7 +80,7 @@ public struct CrashJSONReport {
     public func render(_ o: CrashOutcome) -> String {
         var s = "{\n  \"trace\": \(jsonString(o.trace)),\n  \"ranges\": ["
         s += o.ranges.map { r in
-            "\n    {\"base\": \(jsonString(hex(r.base))), \"length\": \(r.length)\(r.name.map { ", \"name\": \(jsonString($0))" } ?? ""), \"initial\": \(jsonString(r.source))}"
+            "\n    {\"base\": \(jsonString(hex(r.base))), \"length\": \(r.length)\(r.name.map { ", \"name\": \(jsonString($0))" } ?? ""), \"initial\": \(jsonString(r.source))\(r.declaredAt.map { ", \"declared_at\": \($0)" } ?? "")}"
         }.joined(separator: ",") + "\n  ],\n  \"cuts\": ["
         s += o.cuts.map { c in
             var e = "\n    {\"cut\": \(c.cut), \"images\": \(jsonCount(c.count)), \"checked\": \(c.planned - c.repeated), \"repeated\": \(c.repeated), \"every_image\": \(c.everyImage)"

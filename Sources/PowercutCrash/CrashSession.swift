@@ -39,7 +39,7 @@ public final class CrashSession {
     /// Replays the trace, calling `body` with each checked cut's images.
     func replay(_ body: @escaping (CutImages, ImageLayout) throws(CrashError) -> Void) throws -> ImageLayout {
         let reader = try TraceReader(path: path)
-        let layout = try ImageLayout(header: reader.header, initial: options.initial)
+        let layout = try ImageLayout(header: reader.header, declared: try Self.declaredRanges(path), initial: options.initial)
         let tracker = ImageTracker(layout: layout, selection: options.selection, plan: options.plan) { images throws(CrashError) in
             try body(images, layout)
         }
@@ -55,6 +55,24 @@ public final class CrashSession {
         stacks = reader.stacks
         modules = reader.header.modules
         return layout
+    }
+
+    /// The non-volatile ranges the trace declares between events, in order, with the
+    /// declaring event (a pass over the trace's records that keeps only these).
+    static func declaredRanges(_ path: String) throws -> [(range: PmemRange, event: UInt64)] {
+        let reader = try TraceReader(path: path)
+        var out: [(range: PmemRange, event: UInt64)] = []
+        var batch = EventBatch()
+        var pending: [(Event)] = []
+        while try reader.read(into: &batch) {
+            for e in batch.events where e.kind == .pmem && !e.isVolatile && e.size > 0 { pending.append(e) }
+        }
+        let names = reader.names
+        for e in pending {
+            let name = e.name > 0 && Int(e.name) <= names.count ? names[Int(e.name) - 1] : nil
+            out.append((PmemRange(base: e.address, length: e.size, name: name, isVolatile: false), e.seq))
+        }
+        return out
     }
 
     /// Every checked cut with its exact count and how many images would be checked.
@@ -239,13 +257,13 @@ public final class CrashSession {
         for images in batch { memory.begin(images) }
         let images = batch[batch.count - 1]
         for (d, v) in values.enumerated() where v != 0 { memory.write(images.digits[d], v) }
-        let single = layout.ranges.count == 1
+        let single = images.ranges.count == 1
         let target = single ? folder + "/" + name + ".img" : folder + "/" + name
         if !single && mkdir(target, 0o755) != 0 && errno != EEXIST {
             throw CrashError(.system, "cannot create \(target): \(errnoText())")
         }
-        for (i, r) in layout.ranges.enumerated() {
-            let path = single ? target : target + "/" + r.fileName
+        for i in images.ranges {
+            let path = single ? target : target + "/" + layout.ranges[i].fileName
             try writeFile(path, memory.regions[i])
         }
         return target

@@ -117,6 +117,9 @@ public final class CutImages: @unchecked Sendable {
     public let constantsWerePossible: Bool
     public let constantDeviations: Int
     public let lineSize: Int
+    /// The ranges tracked at this cut (indices into the layout's ranges, by address):
+    /// the image is made of these.
+    public internal(set) var ranges: [Int] = []
 
     init(cut: UInt64, before: Event?, after: Event?, resets: [LineImage], lines: [VariableLine], digits: [Factor],
          plan: ImagePlan, previous: PreviousCut?, constantsWerePossible: Bool, constantDeviations: Int, lineSize: Int) {

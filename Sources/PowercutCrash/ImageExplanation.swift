@@ -42,16 +42,26 @@ extension CrashSession {
     /// with one file per range, as checkers get them) among the trace's images.
     public func explain(imagePath: String) throws -> ImageExplanation {
         var result = ImageExplanation()
-        var image: [[UInt8]]?
+        var image: [Int: [UInt8]]?
+        var imageRanges: [Int]?
         var newest: ImageMemory?
         var best = Int.max
         _ = try replay { images, layout throws(CrashError) in
-            if image == nil {
-                image = try Self.readImage(imagePath, layout: layout)
-                newest = try ImageMemory(layout: layout)
-            }
-            guard result.cut == nil, let image, let memory = newest else { return }
+            if newest == nil { newest = try ImageMemory(layout: layout) }
+            guard result.cut == nil, let memory = newest else { return }
             memory.begin(images)
+            // The image is read as the cut's set of ranges; when the trace's set changes,
+            // a cut whose ranges the image does not hold is not a candidate.
+            if imageRanges != images.ranges {
+                imageRanges = images.ranges
+                do throws(CrashError) {
+                    image = try Self.readImage(imagePath, layout: layout, ranges: images.ranges)
+                } catch {
+                    if layout.ranges.count == layout.headerRanges { throw error }
+                    image = nil
+                }
+            }
+            guard let image else { return }
             // Lines whose bytes vary at this cut are matched factor by factor; every other byte must be the newest.
             var values = [Int](repeating: 0, count: images.digits.count)
             var varying = Set<UInt64>()
@@ -63,7 +73,7 @@ extension CrashSession {
                     let f = images.digits[d]
                     var bytes: [UInt8] = []
                     for piece in f.pieces {
-                        bytes += image[piece.range][Int(piece.rangeOffset)..<Int(piece.rangeOffset) + piece.length]
+                        bytes += image[piece.range]![Int(piece.rangeOffset)..<Int(piece.rangeOffset) + piece.length]
                     }
                     guard let v = (0..<f.count).first(where: { f.content($0).elementsEqual(bytes) }) else { ok = false; break }
                     values[d] = v
@@ -72,32 +82,33 @@ extension CrashSession {
                 if ok {
                     for run in line.runs {
                         for i in 0..<run.length where !images.digits[line.digits].contains(where: { $0.offsets.contains(run.lineOffset + i) }) {
-                            if image[run.range][Int(run.rangeOffset) + i] != line.newest[run.lineOffset + i] { ok = false; break }
+                            if image[run.range]![Int(run.rangeOffset) + i] != line.newest[run.lineOffset + i] { ok = false; break }
                         }
                     }
                 }
                 if !ok {
                     var bytes: [UInt8] = []
-                    for run in line.runs { bytes += image[run.range][Int(run.rangeOffset)..<Int(run.rangeOffset) + run.length] }
+                    for run in line.runs { bytes += image[run.range]![Int(run.rangeOffset)..<Int(run.rangeOffset) + run.length] }
                     unexplained.append((line.address, bytes))
                 }
                 _ = l
             }
             // Every other line: the newest image of the cut, byte for byte.
             let lineSize = UInt64(layout.lineSize)
-            for (i, r) in layout.ranges.enumerated() {
+            for i in images.ranges {
+                let r = layout.ranges[i]
                 let region = memory.regions[i]
                 var offset = 0
                 while offset < region.count {
                     let n = min(region.count - offset, 1 << 16)
-                    let same = image[i].withUnsafeBytes { memcmp($0.baseAddress! + offset, region.baseAddress! + offset, n) == 0 }
+                    let same = image[i]!.withUnsafeBytes { memcmp($0.baseAddress! + offset, region.baseAddress! + offset, n) == 0 }
                     if !same {
-                        for j in offset..<offset + n where image[i][j] != region[j] {
+                        for j in offset..<offset + n where image[i]![j] != region[j] {
                             let a = (r.base + UInt64(j)) & ~(lineSize - 1)
                             if !varying.contains(a) && unexplained.last?.0 != a {
-                                let runs = layout.trackedRuns(line: a)
+                                let runs = layout.trackedRuns(line: a, active: images.ranges)
                                 var bytes: [UInt8] = []
-                                for run in runs where run.range == i { bytes += image[i][Int(run.rangeOffset)..<Int(run.rangeOffset) + run.length] }
+                                for run in runs where run.range == i { bytes += image[i]![Int(run.rangeOffset)..<Int(run.rangeOffset) + run.length] }
                                 unexplained.append((a, bytes))
                             }
                         }
@@ -117,15 +128,17 @@ extension CrashSession {
         return result
     }
 
-    static func readImage(_ path: String, layout: ImageLayout) throws(CrashError) -> [[UInt8]] {
+    /// Reads an image of the ranges `ranges` (indices into the layout's ranges).
+    static func readImage(_ path: String, layout: ImageLayout, ranges: [Int]) throws(CrashError) -> [Int: [UInt8]] {
         var st = stat()
         guard stat(path, &st) == 0 else { throw CrashError(.usage, "--image \(quoted(path)): \(errnoText())") }
         let isFolder = (st.st_mode & S_IFMT) == S_IFDIR
-        if !isFolder && layout.ranges.count > 1 {
-            throw CrashError(.usage, "--image \(quoted(path)): the trace tracks \(layout.ranges.count) ranges, so an image is a folder with one file per range")
+        if !isFolder && ranges.count > 1 {
+            throw CrashError(.usage, "--image \(quoted(path)): the trace tracks \(ranges.count) ranges, so an image is a folder with one file per range")
         }
-        var out: [[UInt8]] = []
-        for r in layout.ranges {
+        var out: [Int: [UInt8]] = [:]
+        for i in ranges {
+            let r = layout.ranges[i]
             let file = isFolder ? path + "/" + r.fileName : path
             let fd = open(file, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw CrashError(.usage, "--image \(quoted(file)): cannot open: \(errnoText())") }
@@ -141,7 +154,7 @@ extension CrashSession {
                 guard n > 0 else { throw CrashError(.badData, "--image \(quoted(file)): cannot read: \(errnoText())") }
                 done += n
             }
-            out.append(bytes)
+            out[i] = bytes
         }
         return out
     }

@@ -1,22 +1,28 @@
 import Glibc
 
-/// A worker's image as files (for command checkers): one file per range in the
-/// worker's slot folder, changed in place with positioned writes.
+/// A worker's image as files (for command checkers): one file per range of the
+/// layout, kept in the worker's slot folder and changed in place with positioned
+/// writes. The folder a command sees holds a hard link to the file of each range
+/// tracked at the cut, named after the range, and nothing else.
 final class ImageFiles {
     let layout: ImageLayout
-    /// The path a command is given: the file when one range is tracked, else the folder.
-    let imagePath: String
+    private let store: String
+    private let folder: String
     private var fds: [Int32] = []
+    private var shown: [Int] = []
 
     init(layout: ImageLayout, slot: Int, rebuild: Bool) throws(CrashError) {
         self.layout = layout
-        let folder = layout.workDirectory + "/slot-\(slot)"
-        if mkdir(folder, 0o700) != 0 && errno != EEXIST {
-            throw CrashError(.system, "cannot create \(folder): \(errnoText())")
+        let slotFolder = layout.workDirectory + "/slot-\(slot)"
+        store = slotFolder + "/ranges"
+        folder = slotFolder + "/image"
+        for f in [slotFolder, store, folder] where mkdir(f, 0o700) != 0 && errno != EEXIST {
+            throw CrashError(.system, "cannot create \(f): \(errnoText())")
         }
-        imagePath = layout.ranges.count == 1 ? folder + "/" + layout.ranges[0].fileName : folder
+        // Whatever an earlier worker of this slot showed is shown again below as needed.
+        for r in layout.ranges { unlink(folder + "/" + r.fileName) }
         for (i, r) in layout.ranges.enumerated() {
-            let path = folder + "/" + r.fileName
+            let path = store + "/\(i)"
             let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw CrashError(.system, "cannot open \(path): \(errnoText())") }
             fds.append(fd)
@@ -25,6 +31,22 @@ final class ImageFiles {
     }
 
     deinit { for fd in fds { close(fd) } }
+
+    /// Shows the ranges `ranges` (by address) and returns the path a command is given:
+    /// the range's file when one range is tracked, else the folder.
+    func present(_ ranges: [Int]) throws(CrashError) -> String {
+        if ranges != shown {
+            for i in shown where !ranges.contains(i) { unlink(folder + "/" + layout.ranges[i].fileName) }
+            for i in ranges where !shown.contains(i) {
+                let path = folder + "/" + layout.ranges[i].fileName
+                guard link(store + "/\(i)", path) == 0 || errno == EEXIST else {
+                    throw CrashError(.system, "cannot link \(path): \(errnoText())")
+                }
+            }
+            shown = ranges
+        }
+        return ranges.count == 1 ? folder + "/" + layout.ranges[ranges[0]].fileName : folder
+    }
 
     static func copyBase(_ src: Int32, to dst: Int32, length: UInt64) throws(CrashError) {
         guard ftruncate(dst, 0) == 0, ftruncate(dst, fileOffset(length)) == 0 else {

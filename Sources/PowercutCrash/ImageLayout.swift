@@ -1,7 +1,10 @@
 import Glibc
 import PowercutTrace
 
-/// One tracked range of an image: a declared, non-volatile `pmem` range.
+/// One tracked range of an image: a declared, non-volatile `pmem` range. A range
+/// declared between events is tracked from the event that declares it until the event
+/// that releases it; each declaration is a range of its own (an address range mapped
+/// again after a release is a new range, starting from its content before the trace).
 public struct ImageRange: Sendable {
     public var base: UInt64
     public var length: UInt64
@@ -10,6 +13,8 @@ public struct ImageRange: Sendable {
     public var fileName: String
     /// Where its content before the trace came from, for the report.
     public var source: String
+    /// The event that declares it (nil: the header).
+    public var declaredAt: UInt64? = nil
 
     public var end: UInt64 { base &+ length }
     public func contains(_ a: UInt64) -> Bool { a >= base && a - base < length }
@@ -21,7 +26,11 @@ public struct ImageRange: Sendable {
 /// records): images start from a copy or a private mapping of it, and a line's old
 /// bytes are read from it, so memory stays bounded by the lines written.
 public final class ImageLayout: @unchecked Sendable {
+    /// The header's ranges (by address), then the ranges declared between events, in
+    /// the order of their declarations.
     public let ranges: [ImageRange]
+    /// How many of `ranges` the header declares.
+    public let headerRanges: Int
     public let lineSize: Int
     /// The private folder holding the base files (and the workers' image files).
     public let workDirectory: String
@@ -29,18 +38,25 @@ public final class ImageLayout: @unchecked Sendable {
     let baseFiles: [Int32]
 
     /// `initial` maps a range (its name, or its base address as written in hex or
-    /// decimal) to a file holding its content before the trace.
-    public init(header: TraceHeader, initial: [(range: String, file: String)] = [], workRoot: String? = nil) throws(CrashError) {
+    /// decimal) to a file holding its content before the trace. `declared` lists the
+    /// non-volatile ranges declared between events, in order, with the declaring event.
+    public init(header: TraceHeader, declared: [(range: PmemRange, event: UInt64)] = [],
+                initial: [(range: String, file: String)] = [], workRoot: String? = nil) throws(CrashError) {
         lineSize = Int(header.lineSize)
         var ranges: [ImageRange] = []
         var usedNames = Set<String>()
-        for r in header.pmem where !r.isVolatile && r.length > 0 {
+        func add(_ r: PmemRange, at event: UInt64?) {
             var fileName = r.name.map(Self.safeFileName) ?? hex(r.base)
             if fileName.isEmpty || usedNames.contains(fileName) { fileName = hex(r.base) }
+            var n = 2
+            while usedNames.contains(fileName) { fileName = hex(r.base) + "-\(n)"; n += 1 }
             usedNames.insert(fileName)
-            ranges.append(ImageRange(base: r.base, length: r.length, name: r.name, fileName: fileName, source: "zeros"))
+            ranges.append(ImageRange(base: r.base, length: r.length, name: r.name, fileName: fileName, source: "zeros",
+                                     declaredAt: event))
         }
-        ranges.sort { $0.base < $1.base }
+        for r in header.pmem.sorted(by: { $0.base < $1.base }) where !r.isVolatile && r.length > 0 { add(r, at: nil) }
+        headerRanges = ranges.count
+        for (r, event) in declared where !r.isVolatile && r.length > 0 { add(r, at: event) }
         guard !ranges.isEmpty else {
             throw CrashError(.badData, "the trace declares no non-volatile pmem range, so a crash image would be empty (add a `pmem BASE LEN` record)")
         }
@@ -78,14 +94,19 @@ public final class ImageLayout: @unchecked Sendable {
                 }
             }
             for case .initial(let address, let data) in header.records where !data.isEmpty {
-                guard let i = ranges.firstIndex(where: { $0.contains(address) }),
-                      UInt64(data.count) <= ranges[i].end &- address else {
+                // Every range holding it starts from it (one address range may be mapped more than once).
+                let holders = ranges.indices.filter { ranges[$0].contains(address) && UInt64(data.count) <= ranges[$0].end &- address }
+                guard !holders.isEmpty else {
                     throw CrashError(.badData, "init \(hex(address)) (\(data.count) bytes) is not inside one tracked pmem range")
                 }
-                let off = fileOffset(address - ranges[i].base)
-                let n = data.withUnsafeBytes { pwrite(files[i], $0.baseAddress, $0.count, off) }
-                guard n == data.count else { throw CrashError(.system, "cannot write the base image: \(errnoText())") }
-                ranges[i].source = ranges[i].source == "zeros" ? "init records" : "init records over \(ranges[i].source)"
+                for i in holders {
+                    let off = fileOffset(address - ranges[i].base)
+                    let n = data.withUnsafeBytes { pwrite(files[i], $0.baseAddress, $0.count, off) }
+                    guard n == data.count else { throw CrashError(.system, "cannot write the base image: \(errnoText())") }
+                    if !ranges[i].source.hasPrefix("init records") {
+                        ranges[i].source = ranges[i].source == "zeros" ? "init records" : "init records over \(ranges[i].source)"
+                    }
+                }
             }
         } catch {
             for fd in files { close(fd) }
@@ -103,21 +124,14 @@ public final class ImageLayout: @unchecked Sendable {
 
     public func basePath(_ i: Int) -> String { workDirectory + "/base-\(i)" }
 
-    /// The range holding `address`, if tracked.
-    public func rangeIndex(of address: UInt64) -> Int? {
-        var lo = 0, hi = ranges.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if ranges[mid].end <= address && ranges[mid].end != 0 { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < ranges.count && ranges[lo].contains(address) ? lo : nil
-    }
-
-    /// The tracked pieces of one line: (offset in line, length, range, offset in range).
-    public func trackedRuns(line: UInt64) -> [TrackedRun] {
+    /// The tracked pieces of one line among the ranges `active` (indices into
+    /// `ranges`; nil: all): (offset in line, length, range, offset in range).
+    public func trackedRuns(line: UInt64, active: [Int]? = nil) -> [TrackedRun] {
         var out: [TrackedRun] = []
         let last = line &+ UInt64(lineSize - 1)
-        for (i, r) in ranges.enumerated() where r.base <= last && r.end &- 1 >= line {
+        for i in active ?? Array(ranges.indices) {
+            let r = ranges[i]
+            guard r.base <= last && r.end &- 1 >= line else { continue }
             let a = max(line, r.base), b = min(last, r.end &- 1)
             out.append(TrackedRun(lineOffset: Int(a - line), length: Int(b - a + 1), range: i, rangeOffset: a - r.base))
         }
@@ -136,7 +150,7 @@ public final class ImageLayout: @unchecked Sendable {
     }
 
     static func find(_ spec: String, in ranges: [ImageRange]) -> Int? {
-        if let i = ranges.firstIndex(where: { $0.name == spec }) { return i }
+        if let i = ranges.firstIndex(where: { $0.name == spec || $0.fileName == spec }) { return i }
         let v: UInt64? = spec.hasPrefix("0x") || spec.hasPrefix("0X") ? UInt64(spec.dropFirst(2), radix: 16) : UInt64(spec)
         guard let v else { return nil }
         return ranges.firstIndex { $0.base == v }

@@ -57,6 +57,13 @@ public final class ImageTracker: ReplayObserver {
     private var opThreads: [UInt64: (thread: UInt32, contract: Contract)] = [:]
     private var awaitingDrain: [UInt32: [Bool]] = [:]
 
+    /// The ranges tracked now (indices into `layout.ranges`, by address), and the
+    /// next range declared between events.
+    private var active: [Int]
+    private var nextDeclared: Int
+    /// The set of tracked ranges changed since the previous checked cut.
+    private var rangesChanged = false
+
     private var lastEvent: Event?
     private var lastCut: UInt64?
     /// The previous checked cut, its lines' contents, and what changed since.
@@ -73,6 +80,8 @@ public final class ImageTracker: ReplayObserver {
         self.plan = plan
         self.onCut = onCut
         lineSize = UInt64(layout.lineSize)
+        active = Array(0..<layout.headerRanges)
+        nextDeclared = layout.headerRanges
     }
 
     public func replayStarted(_ replayer: Replayer) {
@@ -107,7 +116,7 @@ public final class ImageTracker: ReplayObserver {
     private func line(_ address: UInt64) -> LineState? {
         if let l = lines[address] { return l }
         if untrackedLines.contains(address) { return nil }
-        let runs = layout.trackedRuns(line: address)
+        let runs = layout.trackedRuns(line: address, active: active)
         if runs.isEmpty {
             untrackedLines.insert(address)
             return nil
@@ -170,16 +179,71 @@ public final class ImageTracker: ReplayObserver {
         case .opEnd:
             break
         case .pmem:
-            if !e.isVolatile {
-                fail(.badData, "event #\(e.seq) declares pmem \(hex(e.address)) \(e.size) between events: crash images cover only the ranges declared before the first event (declare it in the header)")
-            }
+            if !e.isVolatile && e.size > 0 { declare(e) }
         case .pmemRelease:
-            if layout.ranges.contains(where: { $0.base == e.address && $0.length == e.size }) {
-                fail(.badData, "event #\(e.seq) releases tracked range \(hex(e.address)) \(e.size): crash images need tracked ranges to last the whole trace")
-            }
+            release(e)
         case .durable, .mark, .stackDefinition:
             break
         }
+    }
+
+    /// A range declared between events joins the image from this event on.
+    private func declare(_ e: Event) {
+        let i = nextDeclared
+        guard i < layout.ranges.count, layout.ranges[i].base == e.address, layout.ranges[i].length == e.size else {
+            fail(.system, "event #\(e.seq) declares pmem \(hex(e.address)) \(e.size), which the layout did not list")
+            return
+        }
+        nextDeclared += 1
+        // Only a line shared with another tracked range can already hold state.
+        for a in edgeLines(e.address, e.size) where lines[a] != nil {
+            fail(.badData, "event #\(e.seq) declares pmem \(hex(e.address)) \(e.size), which shares cache line \(hex(a)) with a tracked range already written: images need each line's ranges fixed while it is written (align ranges to cache lines)")
+            return
+        }
+        active.append(i)
+        active.sort { layout.ranges[$0].base < layout.ranges[$1].base }
+        untrackedLines.removeAll()
+        rangesChanged = true
+    }
+
+    /// A released range and its lines leave the image from this event on.
+    private func release(_ e: Event) {
+        guard let k = active.firstIndex(where: { layout.ranges[$0].base == e.address && layout.ranges[$0].length == e.size }) else { return }
+        let i = active[k]
+        let r = layout.ranges[i]
+        for a in edgeLines(e.address, e.size) {
+            if let l = lines[a], l.runs.contains(where: { $0.range != i }) {
+                fail(.badData, "event #\(e.seq) releases pmem \(hex(e.address)) \(e.size), which shares cache line \(hex(a)) with another tracked range already written: images need each line's ranges fixed while it is written (align ranges to cache lines)")
+                return
+            }
+        }
+        active.remove(at: k)
+        let first = r.base & ~(lineSize - 1), last = (r.end &- 1) & ~(lineSize - 1)
+        func gone(_ a: UInt64) -> Bool { a >= first && a <= last }
+        for a in Array(lines.keys) where gone(a) { lines[a] = nil }
+        variableLines = variableLines.filter { !gone($0) }
+        untrackedLines.removeAll()
+        for t in Array(writeBacks.keys) { writeBacks[t] = writeBacks[t]!.filter { !gone($0.key) } }
+        for t in Array(eadrPending.keys) { eadrPending[t] = eadrPending[t]!.filter { !gone($0.key) } }
+        for t in Array(ntPending.keys) { ntPending[t] = ntPending[t]!.filter { !gone($0.0) } }
+        queuedLines = queuedLines.filter { !gone($0) }
+        queuedNT.removeAll { gone($0.0) }
+        hintLines = hintLines.filter { !gone($0.key) }
+        hintNT.removeAll { gone($0.0) }
+        previousContents = previousContents.filter { !gone($0.key) }
+        previousNewest = previousNewest.filter { !gone($0.key) }
+        previousVariable = previousVariable.filter { !gone($0) }
+        touchedSincePrevious = touchedSincePrevious.filter { !gone($0) }
+        rangesChanged = true
+    }
+
+    /// The first and last lines of [base, base + size) when they hold other bytes too.
+    private func edgeLines(_ base: UInt64, _ size: UInt64) -> [UInt64] {
+        var out: [UInt64] = []
+        if base & (lineSize - 1) != 0 { out.append(base & ~(lineSize - 1)) }
+        let end = base &+ size
+        if end & (lineSize - 1) != 0 { out.append(end & ~(lineSize - 1)) }
+        return out
     }
 
     private func store(_ e: Event, data: ArraySlice<UInt8>?) {
@@ -307,11 +371,14 @@ public final class ImageTracker: ReplayObserver {
     private func takeCut(_ cut: UInt64, after: Event?) {
         guard lastCut != cut else { return }
         lastCut = cut
+        // No range tracked: there is no image at this cut.
+        guard !active.isEmpty else { return }
         do {
             let images = try buildCut(cut, after: after)
             cutsTaken += 1
             try onCut(images)
             rememberAsPrevious(images)
+            rangesChanged = false
         } catch let e {
             fail(e.kind, e.message)
         }
@@ -366,9 +433,12 @@ public final class ImageTracker: ReplayObserver {
             }
         }
         let before: Event? = cut > 0 && lastEvent?.seq == cut - 1 ? lastEvent : nil
-        return CutImages(cut: cut, before: before, after: after, resets: resets, lines: variable, digits: digits,
-                         plan: plan, previous: previous, constantsWerePossible: constantsWerePossible,
+        // Images of a different set of ranges are different images: nothing is skipped.
+        let images = CutImages(cut: cut, before: before, after: after, resets: resets, lines: variable, digits: digits,
+                         plan: plan, previous: rangesChanged ? nil : previous, constantsWerePossible: constantsWerePossible,
                          constantDeviations: constantDeviations, lineSize: layout.lineSize)
+        images.ranges = active
+        return images
     }
 
     /// The contents sets one line may keep for the next cut (larger lines are not known).

@@ -235,11 +235,12 @@ final class ImageWorkers {
             close(fd)
             guard let memory = try? ImageMemory(layout: layout) else { _exit(5) }
             for line in mirror { memory.write(line) }
-            var pointers = memory.regions.map { UnsafeRawPointer($0.baseAddress) }
-            var lengths = memory.regions.map { $0.count }
             var base: Int64 = 0
             for images in batch {
                 memory.begin(images)
+                // One pointer and length per range tracked at this cut, by address.
+                var pointers = images.ranges.map { UnsafeRawPointer(memory.regions[$0].baseAddress) }
+                var lengths = images.ranges.map { memory.regions[$0].count }
                 var cursor = ImageCursor(images)
                 defer { base += Int64(images.planned) }
                 while cursor.next() {
@@ -274,6 +275,7 @@ final class ImageWorkers {
         var base: Int64 = 0
         for images in batch {
             for line in images.resets { files.write(line) }
+            guard let imagePath = try? files.present(images.ranges) else { _exit(5) }
             var cursor = ImageCursor(images)
             var pending = Set<Int>()
             let event = images.cut > 0 ? String(images.cut - 1) : ""
@@ -287,7 +289,7 @@ final class ImageWorkers {
                 shared[0] = o
                 shared[2] = Int64(bitPattern: monotonicNow().bitPattern)
                 shared[1] = 1
-                let (verdict, output) = command.run(imagePath: files.imagePath, cut: images.cut, event: event)
+                let (verdict, output) = command.run(imagePath: imagePath, cut: images.cut, event: event)
                 shared[1] = 0
                 shared[3] += 1
                 if verdict != .consistent { send(out, o, verdict, output) }

@@ -21,18 +21,47 @@ struct BruteForce {
         var thread: UInt32
     }
 
-    /// Events before `cut`.
+    /// A tracked range and its life: declared by event `declared` (-1: the header),
+    /// released by event `released`.
+    struct Life {
+        var range: PmemRange
+        var declared: Int
+        var released: Int?
+    }
+
+    var lives: [Life] {
+        var out = trace.header.pmem.filter { !$0.isVolatile }.map { Life(range: $0, declared: -1, released: nil) }
+        for (i, e) in trace.events.enumerated() {
+            if e.kind == .pmem && !e.isVolatile { out.append(Life(range: PmemRange(base: e.address, length: e.size), declared: i, released: nil)) }
+            if e.kind == .pmemRelease, let k = out.firstIndex(where: { $0.range.base == e.address && $0.released == nil && $0.declared < i }) {
+                out[k].released = i
+            }
+        }
+        return out
+    }
+
+    /// Events before `cut`: the image is the ranges tracked at the cut, by address.
     func images(at cut: Int) -> Set<[UInt8]> {
+        var result: Set<[UInt8]> = [[]]
+        for life in lives.sorted(by: { $0.range.base < $1.range.base })
+        where life.declared < cut && (life.released ?? Int.max) >= cut {
+            let part = images(at: cut, of: life)
+            result = Set(result.flatMap { a in part.map { a + $0 } })
+        }
+        return result
+    }
+
+    func images(at cut: Int, of life: Life) -> Set<[UInt8]> {
         let ls = Int(trace.header.lineSize)
-        let range = trace.header.pmem.first { !$0.isVolatile }!
+        let range = life.range
         var initial = [UInt8](repeating: 0, count: Int(range.length))
-        for case .initial(let a, let d) in trace.header.records {
+        for case .initial(let a, let d) in trace.header.records where range.contains(a) {
             for (i, b) in d.enumerated() { initial[Int(a - range.base) + i] = b }
         }
         let events = Array(trace.events.prefix(cut))
-        // Writes per line.
+        // Writes per line, made while the range was tracked.
         var writes: [UInt64: [W]] = [:]
-        for (i, e) in events.enumerated() where e.kind.isStore {
+        for (i, e) in events.enumerated() where e.kind.isStore && i > life.declared && range.contains(e.address) {
             let bytes = trace.batch.data(of: e)
             var a = e.address
             var done = 0
@@ -136,26 +165,40 @@ struct Rand {
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
 
-func randomTrace(seed: UInt64, lineSize: UInt64, domain: Domain, threads: UInt32, events: Int) -> Trace {
+/// With `lifetimes`, a second range (right after the first) is declared between events
+/// and, in some traces, the first one released later; stores go to both ranges at any
+/// time, including before the declaration and after the release.
+func randomTrace(seed: UInt64, lineSize: UInt64, domain: Domain, threads: UInt32, events: Int,
+                 lifetimes: Bool = false) -> Trace {
     var r = Rand(state: seed)
     let base: UInt64 = 0x1000
     let length = lineSize * 3
     var initial: [(UInt64, [UInt8])] = []
     if r.below(2) == 0 { initial.append((base + UInt64(r.below(Int(length) - 4)), [1, 2, 1])) }
     var b = TraceBuilder(lineSize: lineSize, domain: domain, pmem: [PmemRange(base: base, length: length)], initial: initial)
-    for _ in 0..<events {
+    let declareAt = lifetimes ? r.below(events) : -1
+    let releaseAt = lifetimes && r.below(3) != 0 ? declareAt + 1 + r.below(events - declareAt) : -1
+    let span = lifetimes ? length * 2 : length
+    for k in 0..<events {
+        if k == declareAt { b.declare(base + length, length) }
+        if k == releaseAt { b.release(base, length) }
         let t = UInt32(r.below(Int(threads)))
+        // A store stays inside one range.
+        func place(_ size: Int) -> UInt64 {
+            let which = UInt64(r.below(Int(span / length)))
+            return base + which * length + UInt64(r.below(Int(length) - size + 1))
+        }
         switch r.below(10) {
         case 0, 1, 2:
             let size = 1 + r.below(min(9, Int(lineSize) + 2))
-            let a = base + UInt64(r.below(Int(length) - size + 1))
+            let a = place(size)
             b.store(a, (0..<size).map { _ in UInt8(r.below(3)) }, thread: t)
         case 3, 4:
             let size = 1 + r.below(min(9, Int(lineSize)))
-            let a = base + UInt64(r.below(Int(length) - size + 1))
+            let a = place(size)
             b.store(a, (0..<size).map { _ in UInt8(r.below(3)) }, nt: true, thread: t)
-        case 5: b.event(.clwb, base + UInt64(r.below(Int(length))), thread: t)
-        case 6: b.event(r.below(2) == 0 ? .clflush : .clflushopt, base + UInt64(r.below(Int(length))), thread: t)
+        case 5: b.event(.clwb, base + UInt64(r.below(Int(span))), thread: t)
+        case 6: b.event(r.below(2) == 0 ? .clflush : .clflushopt, base + UInt64(r.below(Int(span))), thread: t)
         case 7, 8: b.event(r.below(3) == 0 ? .mfence : .sfence, thread: t)
         default: b.event(domain == .wpq ? .wpqflush : .sfence, thread: t)
         }
@@ -166,19 +209,36 @@ func randomTrace(seed: UInt64, lineSize: UInt64, domain: Domain, threads: UInt32
 @Suite struct BruteForceTests {
     @Test(arguments: [Domain.adr, .eadr, .wpq])
     func everyCutMatchesTheSpecEnumerator(domain: Domain) throws {
+        try compare(domain: domain, lifetimes: false)
+    }
+
+    /// A range declared between events is in the images from its declaration on
+    /// (stores before it do not count); a released range and its lines leave them.
+    @Test(arguments: [Domain.adr, .eadr, .wpq])
+    func rangesDeclaredAndReleasedBetweenEventsMatchTheSpecEnumerator(domain: Domain) throws {
+        try compare(domain: domain, lifetimes: true)
+    }
+
+    func compare(domain: Domain, lifetimes: Bool) throws {
         for (i, lineSize) in [UInt64(8), 16, 64].enumerated() {
             for threads in [UInt32(1), 2] {
                 for strict in [false, true] {
                     for evicts in [false, true] where !(strict && evicts) {
                         for seed in 0..<12 {
                             let s = UInt64(seed * 1000 + i * 100) + UInt64(threads) * 10 + (strict ? 1 : 0) + (evicts ? 2 : 0)
-                            let trace = randomTrace(seed: s, lineSize: lineSize, domain: domain, threads: threads, events: 10)
+                            let trace = randomTrace(seed: s, lineSize: lineSize, domain: domain, threads: threads,
+                                                    events: lifetimes ? 12 : 10, lifetimes: lifetimes)
                             var options = ReplayOptions()
                             options.strictClflush = strict
                             options.ntEvicts = evicts
                             let walked = try walk(trace, selection: .all, options: options)
                             let brute = BruteForce(trace: trace, domain: domain, strictClflush: strict, ntEvicts: evicts)
                             #expect(walked.cuts.count == trace.events.count + 1)
+                            if lifetimes {
+                                // The image's set of ranges changes at the declaration and the release.
+                                let sets = Set(walked.cuts.map { $0.ranges })
+                                #expect(sets.count >= 2)
+                            }
                             var everChecked = Set<[UInt8]>()
                             var everPossible = Set<[UInt8]>()
                             var previous = Set<[UInt8]>()

@@ -48,6 +48,17 @@ struct TraceBuilder {
         add(e)
     }
 
+    /// A `pmem` declared between events.
+    mutating func declare(_ base: UInt64, _ length: UInt64, volatile: Bool = false) {
+        var e = Event(kind: .pmem, address: base, size: length)
+        if volatile { e.flags |= Event.Flags.isVolatile }
+        add(e)
+    }
+
+    mutating func release(_ base: UInt64, _ length: UInt64) {
+        add(Event(kind: .pmemRelease, address: base, size: length))
+    }
+
     mutating func mark() {
         var e = Event(kind: .mark)
         e.name = 0
@@ -69,7 +80,9 @@ struct Walked {
 
 func walk(_ trace: Trace, selection: CutSelection = .all, plan: ImagePlan = ImagePlan(),
           options: ReplayOptions = ReplayOptions()) throws -> Walked {
-    let layout = try ImageLayout(header: trace.header)
+    let declared = trace.events.filter { $0.kind == .pmem && !$0.isVolatile && $0.size > 0 }
+        .map { (range: PmemRange(base: $0.address, length: $0.size), event: $0.seq) }
+    let layout = try ImageLayout(header: trace.header, declared: declared)
     let memory = try ImageMemory(layout: layout)
     var walked = Walked()
     let tracker = ImageTracker(layout: layout, selection: selection, plan: plan) { images throws(CrashError) in
@@ -80,7 +93,7 @@ func walk(_ trace: Trace, selection: CutSelection = .all, plan: ImagePlan = Imag
         var cov: [Bool] = []
         while cursor.next() {
             memory.apply(cursor)
-            list.append(layout.ranges.indices.flatMap { memory.bytes($0) })
+            list.append(images.ranges.flatMap { memory.bytes($0) })
             cov.append(cursor.covered)
         }
         walked.images.append(list)

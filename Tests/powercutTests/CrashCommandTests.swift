@@ -1,4 +1,5 @@
 import Foundation
+import PowercutTrace
 import Testing
 
 /// `powercut crash` end to end, with checkers a user would write.
@@ -370,5 +371,234 @@ import Testing
         #expect(r.stderr.contains("powercut: checked 10% ("))
         #expect(r.stderr.contains("powercut: checked 100% (5001 of 5001 images)\n"))
         #expect(r.stdout.contains("checked 5001 of 2^32.0 (rounded) images") || r.stdout.contains("checked 5001 of 4294967297 images"))
+    }
+
+    // MARK: ranges mapped and unmapped between events, init records, threads
+
+    /// A log writer the way a whole-program recording sees it: the file is mapped
+    /// (`pmem` between events) after a store to the same addresses, written, and
+    /// unmapped (`pmem-release`) before another store there.
+    static func mappedLogWriter(fence: Bool) -> String {
+        """
+        powercut-trace 1
+        store 0x2000 8 data=ffffffffffffffff
+        pmem 0x2000 0x100 name=log
+        store 0x2000 8 data=1111111111111111
+        store 0x2008 8 data=2222222222222222
+        clwb 0x2000
+        \(fence ? "sfence\n" : "")store 0x2040 8 data=0100000000000000
+        clwb 0x2040
+        sfence
+        pmem-release 0x2000 0x100
+        store 0x2000 8 data=3333333333333333
+        clwb 0x2000
+        sfence
+
+        """
+    }
+
+    @Test func aRangeMappedBetweenEventsIsCheckedUntilItsRelease() throws {
+        let s = Scratch()
+        let script = try s.write("check.sh", Self.checkScript)
+        let bad = try s.write("bad.pct", Self.mappedLogWriter(fence: false))
+        let r = try powercut(["crash", bad, "--check-cmd", "sh \(script)"])
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("| commit set, record torn: 11111111111111110000000000000000"))
+        #expect(r.stdout.contains("powercut: 2 inconsistent images;"))
+        #expect(r.stdout.hasPrefix("powercut: range log 0x2000 (256 bytes), tracked from event #1: content before the trace from zeros\n"))
+        let good = try s.write("good.pct", Self.mappedLogWriter(fence: true))
+        let g = try powercut(["crash", good, "--check-cmd", "sh \(script)"])
+        #expect(g.status == 0, "\(g.stdout)\(g.stderr)")
+        // Neither the store before the mapping nor the one after the release reaches an image.
+        let untouched = try s.write("untouched.sh", """
+            b=$(od -An -tx1 -N1 "$1" | tr -d ' ')
+            [ "$b" = ff ] && exit 1
+            [ "$b" = 33 ] && exit 1
+            exit 0
+
+            """)
+        let u = try powercut(["crash", bad, "--check-cmd", "sh \(untouched)", "--cuts", "all"])
+        #expect(u.status == 0, "\(u.stdout)\(u.stderr)")
+        // No cut after the release has an image: the end is not checked.
+        let count = try powercut(["crash", bad, "--count", "--format", "json"])
+        #expect(count.status == 0)
+        #expect(count.stdout == "[\n  {\"cut\": 7, \"images\": 6}\n]\n")
+    }
+
+    @Test func theCheckerSeesTheRangesTrackedAtEachCut() throws {
+        let s = Scratch()
+        let trace = try s.write("two.pct", """
+            powercut-trace 1
+            pmem 0x1000 0x40 name=head
+            store 0x1000 1 data=01
+            sfence
+            pmem 0x2000 0x80 name=tail
+            store 0x2000 1 data=02
+            sfence
+            pmem-release 0x1000 0x40
+            store 0x2001 1 data=03
+            sfence
+
+            """)
+        let log = s.path("seen.log")
+        let script = try s.write("seen.sh", """
+            if [ -d "$1" ]; then
+              echo "$POWERCUT_CUT dir $(ls "$1" | tr '\\n' ' ')$(wc -c < "$1/head") $(wc -c < "$1/tail")"
+            else
+              echo "$POWERCUT_CUT file $(basename "$1") $(wc -c < "$1")"
+            fi >> \(log)
+            exit 0
+
+            """)
+        let r = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--cuts", "all", "--jobs", "1"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let seen = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        var cuts = Set<Int>()
+        for line in seen {
+            let cut = Int(line.split(separator: " ")[0])!
+            cuts.insert(cut)
+            let rest = line.split(separator: " ", maxSplits: 1)[1]
+            switch cut {
+            case 0...2: #expect(rest == "file head 64")
+            case 3...5: #expect(rest == "dir head tail 64 128")
+            default: #expect(rest == "file tail 128")
+            }
+        }
+        // Each change of the set of ranges is checked again, whatever the cut before held.
+        #expect(cuts.isSuperset(of: [0, 3, 6]))
+    }
+
+    @Test func initRecordsAreTheContentBeforeTheTrace() throws {
+        let s = Scratch()
+        let trace = try s.write("init.pct", """
+            powercut-trace 1
+            pmem 0x1000 0x100 name=log
+            init 0x1010 data=aabb
+            store 0x1000 8 data=1111111111111111
+            store 0x1011 1 data=cc
+            sfence
+
+            """)
+        // Byte 0x10 keeps its init content in every image; 0x11 is init's or the store's.
+        let script = try s.write("init.sh", """
+            b=$(od -An -tx1 -j16 -N2 "$1" | tr -d ' ')
+            [ "$b" = aabb ] || [ "$b" = aacc ] || { echo "bytes 16..17: $b"; exit 1; }
+            exit 0
+
+            """)
+        let r = try powercut(["crash", trace, "--check-cmd", "sh \(script)"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("content before the trace from init records"))
+        // Without the init record the same checker sees zeros there.
+        let bare = try s.write("bare.pct", """
+            powercut-trace 1
+            pmem 0x1000 0x100 name=log
+            store 0x1011 1 data=cc
+            sfence
+
+            """)
+        let b = try powercut(["crash", bare, "--check-cmd", "sh \(script)"])
+        #expect(b.status == 1)
+        #expect(b.stdout.contains("| bytes 16..17: 00cc"))
+    }
+
+    /// Thread 1 writes a record back and then its commit; `fencer` is the thread of the
+    /// fence between them.
+    static func threadedLogWriter(fencer: Int) -> String {
+        """
+        powercut-trace 1
+        pmem 0x1000 0x100 name=log
+        store 0x1000 16 data=11111111111111112222222222222222 thread=1
+        clwb 0x1000 thread=1
+        sfence thread=\(fencer)
+        store 0x1040 8 data=0100000000000000 thread=1
+        clwb 0x1040 thread=1
+        sfence thread=1
+
+        """
+    }
+
+    @Test func aFenceOfAnotherThreadDoesNotOrderTheRecordBeforeTheCommit() throws {
+        let s = Scratch()
+        let script = try s.write("check.sh", Self.checkScript)
+        let other = try s.write("other.pct", Self.threadedLogWriter(fencer: 0))
+        let r = try powercut(["crash", other, "--check-cmd", "sh \(script)"])
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("| commit set, record torn: 00000000000000000000000000000000"))
+        #expect(r.stdout.contains("thread 1"))
+        let own = try s.write("own.pct", Self.threadedLogWriter(fencer: 1))
+        let o = try powercut(["crash", own, "--check-cmd", "sh \(script)"])
+        #expect(o.status == 0, "\(o.stdout)\(o.stderr)")
+    }
+
+    /// Valgrind on PATH, for recording whole programs with `powercut run`.
+    static let hasValgrind: Bool = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/valgrind") }
+    }()
+
+    /// A program that maps a metadata file and writes it durably, then maps its log file
+    /// (so that range is declared between events), writes a record with non-temporal
+    /// stores, then the commit word, and unmaps both files (`pmem-release`). FENCE_BUG
+    /// leaves out the fence between the record and the commit.
+    static let mappedLogProgram = """
+        #include <fcntl.h>
+        #include <immintrin.h>
+        #include <stdint.h>
+        #include <sys/mman.h>
+        #include <unistd.h>
+        static char *map_file(const char *path) {
+            int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || ftruncate(fd, 4096) != 0) _exit(9);
+            char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (p == MAP_FAILED) _exit(9);
+            return p;
+        }
+        int main(int argc, char **argv) {
+            char *meta = map_file(argv[1]);
+            meta[0] = 7;
+            _mm_clflush(meta);
+            _mm_sfence();
+            char *log = map_file(argv[2]);
+            _mm_stream_si64((long long *)log, 0x1111111111111111LL);
+            _mm_stream_si64((long long *)(log + 8), 0x2222222222222222LL);
+        #ifndef FENCE_BUG
+            _mm_sfence();
+        #endif
+            *(volatile uint64_t *)(log + 64) = 1;
+            _mm_clflush(log + 64);
+            _mm_sfence();
+            munmap(log, 4096);
+            munmap(meta, 4096);
+            return 0;
+        }
+        """
+
+    @Test(.enabled(if: hasValgrind, "needs valgrind"))
+    func aProgramRecordedWithPowercutRunIsCheckedForCrashImages() throws {
+        let s = Scratch()
+        // The image is the metadata file alone, or a folder with both files (named after
+        // their paths); the rule is about the log.
+        let script = try s.write("check.sh", """
+            if [ -d "$1" ]; then set -- "$1"/*log; else case "$1" in *log) ;; *) exit 0;; esac; fi
+
+            """ + Self.checkScript)
+        for bug in [true, false] {
+            let name = bug ? "bad" : "good"
+            let exe = try RunCommandTests.compile(Self.mappedLogProgram, name, in: s, flags: bug ? ["-DFENCE_BUG"] : [])
+            let run = try powercut(["run", "--pmem-file", "meta", "--pmem-file", "log", "-o", "\(name).pctb", "--", exe, "meta", "log"], in: s.url)
+            #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+            let t = try Trace(contentsOf: s.path("\(name).pctb"))
+            #expect(t.events.contains { $0.kind == .pmem } && t.events.contains { $0.kind == .pmemRelease })
+            let r = try powercut(["crash", s.path("\(name).pctb"), "--check-cmd", "sh \(script)"], in: s.url)
+            if bug {
+                #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+                #expect(r.stdout.contains("| commit set, record torn: "))
+                #expect(r.stdout.contains("main (\(name).c:"))
+                #expect(r.stdout.contains("log 0x") && r.stdout.contains("(4096 bytes), tracked from event #"))
+            } else {
+                #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            }
+        }
     }
 }
