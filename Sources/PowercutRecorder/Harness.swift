@@ -50,6 +50,14 @@ public final class Harness {
     public func record(dstOffset: Int, srcOffset: Int, length: Int, options: Options = Options(),
                        modules: Bool = false, meta: [(String, String)] = []) throws(RecorderError) -> Trace {
         precondition(dstOffset + length <= pmemLength && srcOffset + length <= sourceLength)
+        return try Recorder.shared.exclusive { () throws(RecorderError) -> Trace in
+            try recordExclusively(dstOffset: dstOffset, srcOffset: srcOffset, length: length, options: options,
+                                  modules: modules, meta: meta)
+        }
+    }
+
+    private func recordExclusively(dstOffset: Int, srcOffset: Int, length: Int, options: Options,
+                                   modules: Bool, meta: [(String, String)]) throws(RecorderError) -> Trace {
         let r = Recorder.shared
         try r.reset()
         r.setBudget(options.budget)

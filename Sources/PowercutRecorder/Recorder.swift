@@ -1,4 +1,5 @@
 import CPowercutRecorder
+import Glibc
 import PowercutTrace
 
 /// Why a recording failed: one line that names what and where.
@@ -56,6 +57,18 @@ public struct RecorderError: Error, CustomStringConvertible, Sendable {
 /// one, `Recorder.shared`, used from one thread at a time.
 public final class Recorder: @unchecked Sendable {
     public static let shared = Recorder()
+
+    /// The recorder's state (events, ranges, the open op) is one per process: two
+    /// threads recording at once would mix their events. A whole recording — reset,
+    /// ranges, the call, the trace — runs inside `exclusive`; it is recursive, so a
+    /// recording may nest the recorder's own calls.
+    private let lock = RecursiveLock()
+
+    public func exclusive<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 
     private var initialised = false
     private var pmemNames: [UInt64: String] = [:]
@@ -225,4 +238,23 @@ public final class Recorder: @unchecked Sendable {
         default: .opEnd
         }
     }
+}
+
+
+/// A recursive mutex (pthread), for `Recorder.exclusive`.
+final class RecursiveLock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+
+    init() {
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(&mutex, &attr)
+        pthread_mutexattr_destroy(&attr)
+    }
+
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
 }

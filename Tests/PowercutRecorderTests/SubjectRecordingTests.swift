@@ -140,6 +140,10 @@ func record(_ subject: String, dst: Int, n: Int) throws -> (Trace, UInt64) {
 
     @Test func aClosureIsRecordedToo() throws {
         let r = Recorder.shared
+        try r.exclusive { () throws in try recordAClosure(r) }
+    }
+
+    func recordAClosure(_ r: Recorder) throws {
         try r.reset()
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 64)
         defer { buffer.deallocate() }
