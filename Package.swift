@@ -81,8 +81,11 @@ let package = Package(
                 "PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutTriage", "PowercutReport", "PowercutExplain",
                 "PowercutRecorder", "PowercutSweep", "PowercutKernelLift", "PowercutCrash",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            plugins: ["VersionStamp"]
         ),
+        // Writes the git commit the executable is built from (`powercut --version`).
+        .plugin(name: "VersionStamp", capability: .buildTool()),
         .testTarget(name: "PowercutTraceTests", dependencies: ["PowercutTrace"]),
         .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutRecorderTests", dependencies: ["PowercutRecorder", "PowercutModel", "PowercutTrace"]),

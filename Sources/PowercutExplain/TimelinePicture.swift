@@ -177,7 +177,7 @@ public struct TimelinePicture {
                 w.raw("<text x=\"\(f(tx))\" y=\"\(f(ty))\" font-family=\"monospace\" font-size=\"11\" fill=\"#222222\" transform=\"rotate(-50 \(f(tx)) \(f(ty)))\">\(xmlEscape(Self.label(e)))</text>")
                 w.raw("</g>")
             } else if let g = c.gap {
-                let what = g.elided ? "\(g.count) events left out" : "\(g.count) event\(g.count == 1 ? "" : "s") elsewhere"
+                let what = "\(g.count) event\(g.count == 1 ? "" : "s") \(g.elided ? "left out" : "elsewhere")"
                 w.raw("<g><title>\(xmlEscape("#\(g.first)-#\(g.last): \(what)"))</title>")
                 w.text(cx, base, "⋯", size: 14, fill: "#777777", anchor: "middle")
                 let tx = cx + 3, ty = base - 30

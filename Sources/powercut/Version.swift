@@ -3,14 +3,15 @@ import PowercutTrace
 import Glibc
 #endif
 
-/// What `powercut --version` says: the release, the trace format versions it reads and
-/// writes, and the versions of the decoder and unwinder the recorder runs with, as the
+/// What `powercut --version` says: the release and the commit it was built from (stamped
+/// by the VersionStamp build plugin), the trace format versions it reads and writes, and
+/// the versions of the decoder and unwinder the recorder runs with, as the
 /// process finds them loaded (not as some header once said).
 enum PowercutVersion {
     static let release = "0.1.0"
 
     static var string: String {
-        "\(release) (trace format: text \(TraceVersion.text), binary \(TraceVersion.binary); "
+        "\(release) (commit \(buildCommit); trace format: text \(TraceVersion.text), binary \(TraceVersion.binary); "
             + "capstone \(capstone ?? "not loaded"); libunwind \(libunwind ?? "not loaded"))"
     }
 

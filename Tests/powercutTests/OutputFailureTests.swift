@@ -87,7 +87,23 @@ import Testing
     @Test func theVersionNamesTheTraceFormatAndTheLibrariesLoaded() throws {
         let v = try powercut(["--version"])
         #expect(v.status == 0)
-        #expect(v.stdout.hasPrefix("0.1.0 (trace format: text 1, binary 1; capstone "), "\(v.stdout)")
+        #expect(v.stdout.hasPrefix("0.1.0 (commit "), "\(v.stdout)")
+        #expect(v.stdout.contains("; trace format: text 1, binary 1; capstone "), "\(v.stdout)")
+        // The commit this checkout is at, as the build stamped it.
+        let git = Process()
+        git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        git.arguments = ["-C", packageRoot.path, "rev-parse", "--short=12", "HEAD"]
+        let pipe = Pipe()
+        git.standardOutput = pipe
+        git.standardError = FileHandle.nullDevice
+        if (try? git.run()) != nil {
+            git.waitUntilExit()
+            let head = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if git.terminationStatus == 0 && !head.isEmpty {
+                #expect(v.stdout.hasPrefix("0.1.0 (commit \(head)"), "built from \(head): \(v.stdout)")
+            }
+        }
         #expect(!v.stdout.contains("not loaded"), "the recorder links capstone and libunwind: \(v.stdout)")
         #expect(v.stdout.contains("; libunwind libunwind"), "\(v.stdout)")
     }
