@@ -269,14 +269,29 @@ public final class CrashSession {
         return target
     }
 
+    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let words = bytes.count / 8
+        let w = bytes.baseAddress!.assumingMemoryBound(to: UInt64.self)   // page-aligned regions
+        var any: UInt64 = 0
+        for i in 0..<words { any |= w[i] }
+        for i in (words * 8)..<bytes.count { any |= UInt64(bytes[i]) }
+        return any == 0
+    }
+
     static func writeFile(_ path: String, _ bytes: UnsafeMutableRawBufferPointer) throws(CrashError) {
         let temporary = path + ".incomplete"
         unlink(temporary)
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CrashError(.system, "cannot create \(temporary): \(errnoText())") }
+        // Chunks of zeros become holes: a saved image of a large, mostly empty pool
+        // takes the disk its data takes, not its length.
+        let chunk = 1 << 16
         var done = 0
         while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 24))
+            let length = min(bytes.count - done, chunk)
+            let start = bytes.baseAddress! + done
+            if Self.isZero(UnsafeRawBufferPointer(start: start, count: length)) { done += length; continue }
+            let n = pwrite(fd, start, length, off_t(done))
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 close(fd)
@@ -284,6 +299,11 @@ public final class CrashSession {
                 throw CrashError(.system, "cannot write \(temporary): \(errnoText())")
             }
             done += n
+        }
+        guard ftruncate(fd, off_t(bytes.count)) == 0 else {
+            close(fd)
+            unlink(temporary)
+            throw CrashError(.system, "cannot size \(temporary): \(errnoText())")
         }
         let synced = fsync(fd) == 0
         close(fd)

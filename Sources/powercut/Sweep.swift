@@ -180,7 +180,11 @@ struct Sweep: ParsableCommand {
             throw ValidationError("--kernel-tree sweeps the tree's routines: name no subjects and no --lib")
         }
         let lifted = try kernelTree.map { try liftKernelForSweep(tree: $0, patches: patches, flush: flush) }
-        defer { if let lifted { try? FileManager.default.removeItem(atPath: lifted.directory) } }
+        let cleanup = lifted.map { SignalCleanup(removing: $0.directory) }
+        defer {
+            cleanup?.cancel()
+            if let lifted { try? FileManager.default.removeItem(atPath: lifted.directory) }
+        }
         let routines = try lifted.map { k in k.sweptRoutines.map { Routine.library(path: k.library, symbol: $0.symbol) } }
             ?? (routine.routines(subjects).isEmpty ? Routine.subjects.map { Routine.subject($0.name) }
                                                    : routine.routines(subjects))

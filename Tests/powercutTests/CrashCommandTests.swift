@@ -93,6 +93,20 @@ import Testing
         #expect(saved.count == 256 && saved[64] == 1 && saved[8] == 0)
     }
 
+    @Test func aSavedImageOfALargePoolIsSparse() throws {
+        let s = Scratch()
+        // The same writer in a 256 MiB pool: the saved image is the pool's length, and
+        // only the lines written take disk.
+        let trace = try s.write("log.pct", Self.logWriter(fence: false).replacingOccurrences(of: "pmem 0x1000 0x100", with: "pmem 0x1000 0x10000000"))
+        let script = try s.write("check.sh", Self.checkScript)
+        let r = try powercut(["crash", trace, "--check-cmd", "sh \(script)", "--save-images", s.path("saved")])
+        #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
+        var st = stat()
+        #expect(stat(s.path("saved") + "/cut5-image1.img", &st) == 0)
+        #expect(st.st_size == 0x10000000)
+        #expect(Int(st.st_blocks) * 512 <= 1 << 20, "\(st.st_blocks) blocks allocated")
+    }
+
     @Test func theFixedWriterIsClean() throws {
         let s = Scratch()
         let trace = try s.write("log.pct", Self.logWriter(fence: true))

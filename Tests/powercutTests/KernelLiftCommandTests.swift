@@ -39,6 +39,38 @@ import Testing
         #expect(fixed.stdout.contains("lifted_copy_user_flushcache  clean"))
     }
 
+    @Test func aSweepStoppedBySIGTERMLeavesNoLiftedKernelBehind() throws {
+        let s = Scratch()
+        let tmp = s.path("tmp")
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: powercutBinary)
+        // The default grid: thousands of cases, far more than the wait below.
+        p.arguments = ["sweep", "--kernel-tree", trees + "/bug-2017", "--quiet", "--jobs", "1"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": tmp]) { $1 }
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        // Wait for the lifted library, then for the sweep to be under way.
+        let lifted = { (try? FileManager.default.contentsOfDirectory(atPath: tmp))?.filter { $0.hasPrefix("powercut-kernel-lift-") } ?? [] }
+        var waited = 0.0
+        while waited < 120, p.isRunning,
+              !lifted().contains(where: { FileManager.default.fileExists(atPath: tmp + "/" + $0 + "/libkernel-lift.so") }) {
+            usleep(50_000); waited += 0.05
+        }
+        #expect(p.isRunning, "the sweep ended before it could be stopped")
+        #expect(!lifted().isEmpty, "the lift never appeared in TMPDIR")
+        usleep(500_000)
+        p.terminate()   // SIGTERM
+        var stopping = 0.0
+        while p.isRunning && stopping < 30 { usleep(50_000); stopping += 0.05 }
+        #expect(!p.isRunning, "SIGTERM did not stop the sweep")
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGTERM)
+        #expect(lifted().isEmpty, "left behind: \(lifted())")
+    }
+
     @Test func anUnknownLayoutIsOneLineAndStatus65() throws {
         let s = Scratch()
         try FileManager.default.createDirectory(atPath: s.path("empty"), withIntermediateDirectories: true)
