@@ -81,8 +81,8 @@ i_copy=$((i_all - i_zero))
 printf 'instructions (lackey): %d in the run, %d of them start-up and exit (0 MiB run), %.1f per call\n' \
     "$i_all" "$i_zero" "$(calc "$i_copy / $ncalls")"
 
-read -r nat_w nat_c nat_lw nat_lc < <(best)
-read -r none_w none_c none_lw none_lc < <(best valgrind --tool=none)
+read -r nat_w nat_c nat_lw nat_lc _ _ < <(best)
+read -r none_w none_c none_lw none_lc _ _ < <(best valgrind --tool=none)
 read -r rec_w rec_c rec_lw rec_lc rec_lu rec_ls < <(best "${tool[@]}")
 size=$(( $(stat -c %s "$work"/ev.*) + $(stat -c %s "$work"/hd.*) ))
 
