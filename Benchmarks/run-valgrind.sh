@@ -81,9 +81,12 @@ i_copy=$((i_all - i_zero))
 printf 'instructions (lackey): %d in the run, %d of them start-up and exit (0 MiB run), %.1f per call\n' \
     "$i_all" "$i_zero" "$(calc "$i_copy / $ncalls")"
 
-read -r nat_w nat_c nat_lw nat_lc _ _ < <(best)
-read -r none_w none_c none_lw none_lc _ _ < <(best valgrind --tool=none)
-read -r rec_w rec_c rec_lw rec_lc rec_lu rec_ls < <(best "${tool[@]}")
+best >"$work/native"
+best valgrind --tool=none >"$work/none"
+best "${tool[@]}" >"$work/tool"
+read -r nat_w nat_c nat_lw nat_lc _ _ <"$work/native"
+read -r none_w none_c none_lw none_lc _ _ <"$work/none"
+read -r rec_w rec_c rec_lw rec_lc rec_lu rec_ls <"$work/tool"
 size=$(( $(stat -c %s "$work"/ev.*) + $(stat -c %s "$work"/hd.*) ))
 
 mips() { calc "$i_copy / $1 / 1e6"; }
@@ -125,11 +128,13 @@ printf 'powercut check of that trace alone:       %.2f s wall, %.2f s CPU\n' "$c
 inproc() { # calls, env... -> "instructions wall cpu"
     local n="$1"; shift
     rm -f "$work/pool"
-    env "$@" "$work/inprocess" "$work/pool" "$n" |
-        awk '{ for (i = 1; i < NF; i += 2) v[$i] = $(i + 1); print v["instructions"], v["seconds"], v["cpu-seconds"] }'
+    env "$@" "$work/inprocess" "$work/pool" "$n" >"$work/inproc" || { echo "in-process recorder failed" >&2; exit 70; }
+    awk '{ for (i = 1; i < NF; i += 2) v[$i] = $(i + 1); print v["instructions"], v["seconds"], v["cpu-seconds"] }' "$work/inproc"
 }
-read -r bi bw bc < <(inproc "$calls" POWERCUT_BLOCK_STEP=1)
-read -r si sw sc < <(inproc "$ss_calls" POWERCUT_BLOCK_STEP=0)
+inproc "$calls" POWERCUT_BLOCK_STEP=1 >"$work/block"
+inproc "$ss_calls" POWERCUT_BLOCK_STEP=0 >"$work/single"
+read -r bi bw bc <"$work/block"
+read -r si sw sc <"$work/single"
 printf '\nin-process recorder, %.1f instructions per call (lackey: %.1f):\n' "$(calc "$bi / $calls")" "$(calc "$i_copy / $ncalls")"
 ip() { # label calls insns wall cpu
     printf '  %-26s %4d calls %8.3f M insn/s wall %8.3f CPU; powercut tool %7.0fx wall %7.0fx CPU;' \
