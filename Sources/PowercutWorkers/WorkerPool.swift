@@ -94,13 +94,14 @@ public final class WorkerPool {
         /// Enters step `step`: the time limit runs from here until `end()`.
         public func begin(_ step: Int64) {
             page[Page.step] = step
+            // One word says both that a step runs and since when; its store follows the
+            // clock's call, which the step's store cannot be moved past.
             page[Page.started] = Int64(bitPattern: WorkerPool.now().bitPattern)
-            page[Page.inStep] = 1
         }
 
         /// Leaves the current step (completed).
         public func end() {
-            page[Page.inStep] = 0
+            page[Page.started] = 0
             page[Page.completed] += 1
         }
 
@@ -129,8 +130,10 @@ public final class WorkerPool {
 
     /// Word offsets in a forked worker's page (one page per slot, written by the child,
     /// read by the parent; aligned 8-byte words, so every read sees a whole value).
+    /// `started` is the step's start (a monotonic time's bits, never 0) or 0 between
+    /// steps, so the parent never sees a step in progress with another step's start.
     enum Page {
-        static let step = 0, inStep = 1, started = 2, completed = 3, returned = 4
+        static let step = 0, started = 1, completed = 2, returned = 3
         static let size = 4096
     }
 
@@ -438,7 +441,7 @@ public final class WorkerPool {
             },
             ended: { j, how, slot in
                 let page = pages[slot]
-                let reached = Progress(step: page[Page.step], inStep: page[Page.inStep] == 1, completed: page[Page.completed])
+                let reached = Progress(step: page[Page.step], inStep: page[Page.started] != 0, completed: page[Page.completed])
                 completedSteps += reached.completed
                 let next = try finished(all[j], how, reached)
                 all += next
@@ -449,9 +452,8 @@ public final class WorkerPool {
                 return added
             },
             overdue: { w, now in
-                let page = pages[w.slot]
-                guard page[Page.inStep] == 1 else { return false }
-                return now - Double(bitPattern: UInt64(bitPattern: page[Page.started])) > timeout
+                let started = pages[w.slot][Page.started]
+                return started != 0 && now - Double(bitPattern: UInt64(bitPattern: started)) > timeout
             },
             round: { live in progress(completedSteps + live.reduce(0) { $0 + pages[$1.slot][Page.completed] }) })
     }
