@@ -88,11 +88,12 @@ public final class WorkerPool {
         /// The pool's slot this job runs in (0..<jobs), stable while it runs: a place for
         /// per-slot resources such as scratch files.
         public let slot: Int
-        let page: UnsafeMutablePointer<Int64>
+        @usableFromInline let page: UnsafeMutablePointer<Int64>
         let pipe: Int32
 
-        /// Enters step `step`: the time limit runs from here until `end()`.
-        public func begin(_ step: Int64) {
+        /// Enters step `step`: the time limit runs from here until `end()`. (Inlinable:
+        /// called once per image by the crash checker.)
+        @inlinable public func begin(_ step: Int64) {
             page[Page.step] = step
             // One word says both that a step runs and since when; its store follows the
             // clock's call, which the step's store cannot be moved past.
@@ -100,7 +101,7 @@ public final class WorkerPool {
         }
 
         /// Leaves the current step (completed).
-        public func end() {
+        @inlinable public func end() {
             page[Page.started] = 0
             page[Page.completed] += 1
         }
@@ -132,8 +133,8 @@ public final class WorkerPool {
     /// read by the parent; aligned 8-byte words, so every read sees a whole value).
     /// `started` is the step's start (a monotonic time's bits, never 0) or 0 between
     /// steps, so the parent never sees a step in progress with another step's start.
-    enum Page {
-        static let step = 0, started = 1, completed = 2, returned = 3
+    @usableFromInline enum Page {
+        @usableFromInline static let step = 0, started = 1, completed = 2, returned = 3
         static let size = 4096
     }
 
@@ -194,7 +195,7 @@ public final class WorkerPool {
         return names[signal] ?? "signal \(signal)"
     }
 
-    static func now() -> Double {
+    @usableFromInline static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
