@@ -73,7 +73,7 @@ let package = Package(
         // Kernel lift: a developer's own Linux flushcache code, built into a library the sweep calls.
         .target(name: "PowercutKernelLift", dependencies: ["CPowercutSubjects"]),
         // Crash images: every state a power failure can leave, and the checkers run on them.
-        .target(name: "PowercutCrash", dependencies: ["PowercutTrace", "PowercutModel", "PowercutOutput"]),
+        .target(name: "PowercutCrash", dependencies: ["PowercutTrace", "PowercutModel", "PowercutOutput", "PowercutWorkers"]),
         // The command-line frontend.
         .executableTarget(
             name: "powercut",

@@ -164,7 +164,7 @@ public final class CrashSession {
         let counted = try count()
         let total = counted.cuts.reduce(Int64(0)) { $0 + Int64($1.planned - $1.repeated) }
         var outcome = CrashOutcome(trace: path, ranges: counted.ranges, cuts: [], reported: [])
-        var workers: ImageWorkers?
+        var workers: ImageChecks?
         var batch: [CutImages] = []
         var batchImages: UInt64 = 0
         var batchLines = 0
@@ -176,7 +176,7 @@ public final class CrashSession {
         func flush(_ layout: ImageLayout) throws(CrashError) {
             guard !batch.isEmpty else { return }
             if workers == nil {
-                workers = try ImageWorkers(layout: layout, checker: checker, jobs: options.jobs, timeout: options.timeout)
+                workers = try ImageChecks(layout: layout, checker: checker, jobs: options.jobs, timeout: options.timeout)
             }
             let before = Array(mirror.values)
             let base = done

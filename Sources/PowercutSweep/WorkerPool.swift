@@ -27,6 +27,9 @@ extension WorkerPool {
             switch o {
             case .answered(let line):
                 return decode(line) ?? CaseResult(case: c, status: .crashed, message: "the worker's answer could not be read")
+            case .completed:
+                // Only forked jobs complete without an answer; a sweep's workers are exec'd.
+                return CaseResult(case: c, status: .crashed, message: "the worker gave no answer")
             case .crashed(let signal, _):
                 return CaseResult(case: c, status: .crashed,
                                   message: "the routine crashed the worker: killed by signal \(signal) (\(String(cString: strsignal(signal))))")

@@ -1,8 +1,18 @@
+import Foundation
 import Testing
 import PowercutModel
 import PowercutTrace
 @testable import PowercutExplain
 import PowercutSymbolize
+
+/// The package root (where Traces/ lives).
+let packageRoot: String = {
+    var path = #filePath
+    while path != "/" && path != "" && !FileManager.default.fileExists(atPath: path + "/Package.swift") {
+        path = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+    }
+    return path
+}()
 
 /// An in-memory trace from the body of a text trace.
 func explainTrace(_ body: String) throws -> Trace {
@@ -162,35 +172,12 @@ let tailNotWrittenBack = """
     }
 
     @Test func theTextIsTheGoldenStory() throws {
-        let ex = try explained(tailNotWrittenBack, .finding(2))
-        let text = ExplainTextReport().render(ex)
-        #expect(text == """
-            == t.pct: 7 events, domain adr, 64-byte lines
-            error: not-durable: 2 bytes of op 1 (memcpy_flushcache) not durable at its drain point, #6  [finding 2 of 2]
-               following 0x10048-0x10049 (2 bytes) in line 0x10040, up to the fence at #6
-               after each event: the states of its cache lines' bytes (cut N+1 = power failure right after #N); ◀ the bytes followed
-
-            #0    op 1 begin dst=0x1003d len=13 name=memcpy_flushcache  — contract flushcache
-                  … #1-#2: 2 events elsewhere
-            #3    ntstore 0x10040 8
-                  cut 4  line 0x10040: 0x10040-0x10047 wc (#3)
-            #4    store 0x10048 2
-                     at 0x401a2c: ???
-                     by 0x4020f0: ???
-                  cut 5  line 0x10040: 0x10040-0x10047 wc (#3), 0x10048-0x10049 dirty (#4) ◀
-            #5    op 1 end  — op 1 (memcpy_flushcache) returns; its caller's next fence is the drain point
-                  ⇒ error: dirty-at-return: op 1 (memcpy_flushcache) returned at #5 with 2 bytes dirty in the cache
-            #6    sfence  — promised here: the drain point of op 1 (memcpy_flushcache)
-                  cut 7  line 0x10040: 0x10040-0x10047 durable, 0x10048-0x10049 dirty (#4) ◀
-                  ⇒ error: not-durable: 2 bytes of op 1 (memcpy_flushcache) not durable at its drain point, #6
-
-            At cut 7, right after the fence at #6 — the drain point of op 1 (memcpy_flushcache) — 2 bytes were still at risk:
-               0x10048-0x10049 (2 bytes, tail): dirty, from store #4
-                  at 0x401a2c: ???
-                  by 0x4020f0: ???
-            fix: write back line 0x10040 after store #4 and before the fence at #6 (inside op 1 (memcpy_flushcache), before its return at #5: a flushcache routine must return nothing dirty)
-
-            """)
+        // The corpus trace and its golden story (Traces/), which the command's test shares.
+        let trace = "Traces/adr-tail-not-written-back.pct"
+        let reader = try TraceReader(path: packageRoot + "/" + trace)
+        let ex = try Explainer(options: ReplayOptions(), limit: 200).explain(try Trace(reader: reader), file: trace, selector: .finding(2))
+        let golden = try String(contentsOfFile: packageRoot + "/Traces/adr-tail-not-written-back.finding-2.explain", encoding: .utf8)
+        #expect(ExplainTextReport().render(ex) == golden)
     }
 
     @Test func aFindingInTheLastLineOfTheAddressSpaceIsExplained() throws {
