@@ -123,7 +123,7 @@ extension TextTraceReader {
     private func ends(_ c: UInt8) -> Bool { byteClass[Int(c)] &- FastClass.blank < 4 }
 
     @inline(__always)
-    private func isBlank(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
+    private func isBlank(_ c: UInt8) -> Bool { byteClass[Int(c)] == FastClass.blank }
 
     /// Skips the blanks at `i`; false when there were none.
     @inline(__always)
@@ -233,7 +233,7 @@ extension TextTraceReader {
 
     /// Decodes `size` bytes of hex at `i` into `data`; the index after them (which must
     /// end the field), or nil with `data` as it was.
-    @inline(__always)
+    @inline(never)
     private func fastData(_ p: UnsafePointer<UInt8>, _ i: Int, _ size: UInt64, _ data: inout [UInt8]) -> Int? {
         guard size > 0 && size <= TraceValidator.maxStoreSize else { return nil }
         let n = Int(size)
@@ -281,15 +281,28 @@ extension TextTraceReader {
         var k = i
         var v: UInt64 = 0
         if p[k] == 0x30 && p[k + 1] | 0x20 == 0x78 {
+            // Hex, eight digits at a time (the loads stay inside the zone: a newline
+            // ends every run of digits).
             k += 2
-            let first = k
-            var d = byteClass[Int(p[k])]
-            while d < 16 {
-                v = v << 4 | UInt64(d)
-                k += 1
-                d = byteClass[Int(p[k])]
+            let a = word(p + k)
+            let na = hexDigits(a)
+            if na == 0 { return nil }
+            if na < 8 {
+                v = hexValue(a, na)
+                k += na
+            } else {
+                let b = word(p + k + 8)
+                let nb = hexDigits(b)
+                if nb == 0 {
+                    v = hexValue(a, 8)
+                } else {
+                    // 16 digits at most: a 17th is for the general path.
+                    if nb == 8 && byteClass[Int(p[k + 16])] < 16 { return nil }
+                    v = hexValue(a, 8) << UInt64(4 * nb) | hexValue(b, nb)
+                }
+                k += 8 + nb
             }
-            guard k != first && k - first <= 16 && d &- FastClass.blank < 4 else { return nil }
+            guard ends(p[k]) else { return nil }
         } else {
             let first = k
             var d = p[k] &- 0x30
@@ -302,6 +315,33 @@ extension TextTraceReader {
         }
         i = k
         return v
+    }
+
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// How many of the word's bytes, from its first, are hex digits (0-8). Each byte is
+    /// tested on its own: the sums below never carry from one byte into the next.
+    @inline(__always)
+    private func hexDigits(_ x: UInt64) -> Int {
+        let x7 = x & 0x7F7F_7F7F_7F7F_7F7F
+        let digit = (x7 &+ 0x5050_5050_5050_5050) & ~(x7 &+ 0x4646_4646_4646_4646)  // 0x30...0x39
+        let lower = x7 | 0x2020_2020_2020_2020
+        let letter = (lower &+ 0x1F1F_1F1F_1F1F_1F1F) & ~(lower &+ 0x1919_1919_1919_1919)  // a...f, A...F
+        let notHex = ~((digit | letter) & ~x) & Self.highBits
+        return notHex == 0 ? 8 : notHex.trailingZeroBitCount >> 3
+    }
+
+    /// The value of the word's first `n` bytes (1-8), all hex digits.
+    @inline(__always)
+    private func hexValue(_ x: UInt64, _ n: Int) -> UInt64 {
+        let nibbles = (x & 0x0F0F_0F0F_0F0F_0F0F) &+ ((x >> 6) & Self.ones) &* 9
+        // The first digit is the most significant: move the n digits to the top bytes
+        // (zeros lead), then merge neighbours: 2 digits a byte, 4, 8.
+        var v = nibbles << UInt64(8 * (8 - n))
+        v = (v << 4 | v >> 8) & 0x00FF_00FF_00FF_00FF
+        v = (v << 8 | v >> 16) & 0x0000_FFFF_0000_FFFF
+        return (v << 16 | v >> 32) & 0xFFFF_FFFF
     }
 
     /// `op ID end` and `op ID begin dst= len= [src=] [name=] [contract=]` with a name
