@@ -39,6 +39,21 @@ extension TextTraceReader {
     /// what to make of long ones: it alone words the 8 MiB limit).
     static let fastLineLimit = 1 << 22
 
+    /// The value of two hex digits as they lie in memory (a little-endian 16-bit
+    /// load), or 0x100 when either is not one. Built once (Swift initializes a global
+    /// exactly once, thread-safely) and never written again: shared by every reader.
+    nonisolated(unsafe) static let hexPairTable: UnsafePointer<UInt16> = {
+        let t = UnsafeMutablePointer<UInt16>.allocate(capacity: 1 << 16)
+        for k in 0..<(1 << 16) {
+            if let hi = hexDigit(UInt8(k & 0xFF)), let lo = hexDigit(UInt8(k >> 8)) {
+                t[k] = UInt16(hi) << 4 | UInt16(lo)
+            } else {
+                t[k] = 0x100
+            }
+        }
+        return UnsafePointer(t)
+    }()
+
     static func makeByteClasses() -> UnsafeMutablePointer<UInt8> {
         let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
         for c in 0..<256 { t[c] = hexDigit(UInt8(c)) ?? FastClass.other }
@@ -129,7 +144,7 @@ extension TextTraceReader {
     @inline(__always)
     private func skipBlanks(_ p: UnsafePointer<UInt8>, _ i: inout Int) -> Bool {
         guard isBlank(p[i]) else { return false }
-        repeat { i += 1 } while isBlank(p[i])
+        repeat { i &+= 1 } while isBlank(p[i])
         return true
     }
 
@@ -280,68 +295,35 @@ extension TextTraceReader {
     private func fastNumber(_ p: UnsafePointer<UInt8>, _ i: inout Int) -> UInt64? {
         var k = i
         var v: UInt64 = 0
-        if p[k] == 0x30 && p[k + 1] | 0x20 == 0x78 {
-            // Hex, eight digits at a time (the loads stay inside the zone: a newline
-            // ends every run of digits).
-            k += 2
-            let a = word(p + k)
-            let na = hexDigits(a)
-            if na == 0 { return nil }
-            if na < 8 {
-                v = hexValue(a, na)
-                k += na
-            } else {
-                let b = word(p + k + 8)
-                let nb = hexDigits(b)
-                if nb == 0 {
-                    v = hexValue(a, 8)
-                } else {
-                    // 16 digits at most: a 17th is for the general path.
-                    if nb == 8 && byteClass[Int(p[k + 16])] < 16 { return nil }
-                    v = hexValue(a, 8) << UInt64(4 * nb) | hexValue(b, nb)
-                }
-                k += 8 + nb
+        if p[k] == 0x30 && p[k &+ 1] | 0x20 == 0x78 {
+            // Hex, two digits at a time (a pair's second byte may be the newline that
+            // ends the run: the zone leaves room after it).
+            k &+= 2
+            let first = k
+            while true {
+                let pair = hexPairs[Int(UnsafeRawPointer(p + k).loadUnaligned(as: UInt16.self))]
+                if pair > 0xFF { break }
+                v = v &<< 8 | UInt64(pair)
+                k &+= 2
             }
-            guard ends(p[k]) else { return nil }
+            let d = byteClass[Int(p[k])]
+            if d < 16 {
+                v = v &<< 4 | UInt64(d)
+                k &+= 1
+            }
+            guard k != first && k &- first <= 16 && ends(p[k]) else { return nil }
         } else {
             let first = k
             var d = p[k] &- 0x30
             while d < 10 {
                 v = v &* 10 &+ UInt64(d)
-                k += 1
+                k &+= 1
                 d = p[k] &- 0x30
             }
-            guard k != first && k - first <= 19 && ends(p[k]) else { return nil }
+            guard k != first && k &- first <= 19 && ends(p[k]) else { return nil }
         }
         i = k
         return v
-    }
-
-    private static let ones: UInt64 = 0x0101_0101_0101_0101
-    private static let highBits: UInt64 = 0x8080_8080_8080_8080
-
-    /// How many of the word's bytes, from its first, are hex digits (0-8). Each byte is
-    /// tested on its own: the sums below never carry from one byte into the next.
-    @inline(__always)
-    private func hexDigits(_ x: UInt64) -> Int {
-        let x7 = x & 0x7F7F_7F7F_7F7F_7F7F
-        let digit = (x7 &+ 0x5050_5050_5050_5050) & ~(x7 &+ 0x4646_4646_4646_4646)  // 0x30...0x39
-        let lower = x7 | 0x2020_2020_2020_2020
-        let letter = (lower &+ 0x1F1F_1F1F_1F1F_1F1F) & ~(lower &+ 0x1919_1919_1919_1919)  // a...f, A...F
-        let notHex = ~((digit | letter) & ~x) & Self.highBits
-        return notHex == 0 ? 8 : notHex.trailingZeroBitCount >> 3
-    }
-
-    /// The value of the word's first `n` bytes (1-8), all hex digits.
-    @inline(__always)
-    private func hexValue(_ x: UInt64, _ n: Int) -> UInt64 {
-        let nibbles = (x & 0x0F0F_0F0F_0F0F_0F0F) &+ ((x >> 6) & Self.ones) &* 9
-        // The first digit is the most significant: move the n digits to the top bytes
-        // (zeros lead), then merge neighbours: 2 digits a byte, 4, 8.
-        var v = nibbles << UInt64(8 * (8 - n))
-        v = (v << 4 | v >> 8) & 0x00FF_00FF_00FF_00FF
-        v = (v << 8 | v >> 16) & 0x0000_FFFF_0000_FFFF
-        return (v << 16 | v >> 32) & 0xFFFF_FFFF
     }
 
     /// `op ID end` and `op ID begin dst= len= [src=] [name=] [contract=]` with a name

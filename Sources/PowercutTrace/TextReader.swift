@@ -30,6 +30,8 @@ final class TextTraceReader {
     /// What each byte is to the fast path: a hex digit's value (0-15), or one of the
     /// `FastClass` codes.
     let byteClass: UnsafeMutablePointer<UInt8>
+    /// `hexPairTable`, held here so the hot loop does not look the global up.
+    let hexPairs = TextTraceReader.hexPairTable
     /// Op names as written (escapes and all) with their interned index, so the fast
     /// path takes `name=` without decoding: the general path fills it.
     var rawNames: [(raw: [UInt8], index: UInt32)] = []
