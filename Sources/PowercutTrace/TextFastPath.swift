@@ -85,6 +85,7 @@ extension TextTraceReader {
         let stop = start + fastZone.stop
         var n = first
         var line = lineNumber
+        let parser = FastLineParser(byteClass: UnsafePointer(byteClass), hexPairs: hexPairs, rawNames: rawNames)
         while n < max && p < stop {
             let c = p[0]
             if c == 0x0A {  // a blank line
@@ -101,7 +102,7 @@ extension TextTraceReader {
             }
             var e = Event(kind: .sfence)
             let pool = data.count
-            guard let lf = fastLine(p, &e, &data), lf <= Self.fastLineLimit,
+            guard let lf = parser.fastLine(p, &e, &data), lf <= Self.fastLineLimit,
                   validator.event(e, at: .line(line + 1)) == nil else {
                 if data.count != pool { data.removeLast(data.count - pool) }
                 break
@@ -127,8 +128,14 @@ extension TextTraceReader {
         while k >= input.position && base[k] != 0x0A { k -= 1 }
         return k + 1
     }
+}
 
-    // MARK: Lines
+/// The line parser of the fast path: a value made per batch, so the tables it reads
+/// stay in registers instead of being loaded from the reader at every byte.
+struct FastLineParser {
+    let byteClass: UnsafePointer<UInt8>
+    let hexPairs: UnsafePointer<UInt16>
+    let rawNames: [(raw: [UInt8], index: UInt32)]
 
     @inline(__always)
     private func word(_ p: UnsafePointer<UInt8>) -> UInt64 { UnsafeRawPointer(p).loadUnaligned(as: UInt64.self) }
@@ -164,7 +171,7 @@ extension TextTraceReader {
     /// the line is for the general path. Data bytes go to `data` (nothing is left there
     /// on nil).
     @inline(__always)
-    private func fastLine(_ p: UnsafePointer<UInt8>, _ e: inout Event, _ data: inout [UInt8]) -> Int? {
+    func fastLine(_ p: UnsafePointer<UInt8>, _ e: inout Event, _ data: inout [UInt8]) -> Int? {
         let w = word(p)
         let kind: EventKind
         var i: Int
