@@ -100,17 +100,16 @@ extension TextTraceReader {
                 p = lf + 1
                 continue
             }
-            var e = Event(kind: .sfence)
+            let e = out + n  // parsed in place: a line left to the general path is overwritten
             let pool = data.count
-            guard let lf = parser.fastLine(p, &e, &data), lf <= Self.fastLineLimit,
-                  validator.event(e, at: .line(line + 1)) == nil else {
+            guard let lf = parser.fastLine(p, e, &data), lf <= Self.fastLineLimit,
+                  validator.event(e.pointee, at: .line(line + 1)) == nil else {
                 if data.count != pool { data.removeLast(data.count - pool) }
                 break
             }
             line += 1
-            e.seq = seq
+            e.pointee.seq = seq
             seq += 1
-            out[n] = e
             n += 1
             if recordsLines { lines.append(line) }
             p += lf + 1
@@ -171,7 +170,7 @@ struct FastLineParser {
     /// the line is for the general path. Data bytes go to `data` (nothing is left there
     /// on nil).
     @inline(__always)
-    func fastLine(_ p: UnsafePointer<UInt8>, _ e: inout Event, _ data: inout [UInt8]) -> Int? {
+    func fastLine(_ p: UnsafePointer<UInt8>, _ e: UnsafeMutablePointer<Event>, _ data: inout [UInt8]) -> Int? {
         let w = word(p)
         let kind: EventKind
         var i: Int
@@ -205,26 +204,26 @@ struct FastLineParser {
             i = 8
         case 0x6F:  // o
             guard w & Self.m2 == Self.kOp else { return nil }
-            return fastOp(p, &e)
+            return fastOp(p, e)
         default:
             return nil
         }
         guard ends(p[i]) else { return nil }
-        e = Event(kind: kind)
+        e.pointee = Event(kind: kind)
         if kind.rawValue <= EventKind.clflush.rawValue {
             guard skipBlanks(p, &i), let address = fastNumber(p, &i) else { return nil }
-            e.address = address
+            e.pointee.address = address
             if kind.rawValue <= EventKind.ntstore.rawValue {
                 guard skipBlanks(p, &i), let size = fastNumber(p, &i) else { return nil }
-                e.size = size
+                e.pointee.size = size
             }
         }
-        return fastOptions(p, i, &e, &data)
+        return fastOptions(p, i, e, &data)
     }
 
     /// `stack=`, `thread=` and, on stores, `data=`, each at most once, then the line's end.
     @inline(__always)
-    private func fastOptions(_ p: UnsafePointer<UInt8>, _ start: Int, _ e: inout Event, _ data: inout [UInt8]) -> Int? {
+    private func fastOptions(_ p: UnsafePointer<UInt8>, _ start: Int, _ e: UnsafeMutablePointer<Event>, _ data: inout [UInt8]) -> Int? {
         var i = start
         var seen: UInt8 = 0
         while skipBlanks(p, &i) && !ends(p[i]) {
@@ -232,19 +231,19 @@ struct FastLineParser {
             if w & Self.m6 == Self.kStackEq && seen & 1 == 0 {
                 i += 6
                 guard let s = fastNumber(p, &i), s > 0 && s <= UInt64(UInt32.max) else { return nil }
-                e.stack = UInt32(s)
+                e.pointee.stack = UInt32(s)
                 seen |= 1
             } else if w & Self.m7 == Self.kThreadEq && seen & 2 == 0 {
                 i += 7
                 guard let t = fastNumber(p, &i), t <= UInt64(UInt32.max) else { return nil }
-                e.thread = UInt32(t)
+                e.pointee.thread = UInt32(t)
                 seen |= 2
-            } else if w & Self.m5 == Self.kDataEq && seen & 4 == 0 && e.kind.isStore {
+            } else if w & Self.m5 == Self.kDataEq && seen & 4 == 0 && e.pointee.kind.isStore {
                 i += 5
-                guard let k = fastData(p, i, e.size, &data) else { return nil }
+                guard let k = fastData(p, i, e.pointee.size, &data) else { return nil }
                 i = k
-                e.dataOffset = UInt32(data.count - Int(e.size))
-                e.flags |= Event.Flags.hasData
+                e.pointee.dataOffset = UInt32(data.count - Int(e.pointee.size))
+                e.pointee.flags |= Event.Flags.hasData
                 seen |= 4
             } else {
                 return nil
@@ -336,20 +335,20 @@ struct FastLineParser {
     /// `op ID end` and `op ID begin dst= len= [src=] [name=] [contract=]` with a name
     /// the general path has read before, plus `stack=` and `thread=`.
     @inline(__always)
-    private func fastOp(_ p: UnsafePointer<UInt8>, _ e: inout Event) -> Int? {
+    private func fastOp(_ p: UnsafePointer<UInt8>, _ e: UnsafeMutablePointer<Event>) -> Int? {
         var i = 2
         guard skipBlanks(p, &i), let id = fastNumber(p, &i), skipBlanks(p, &i) else { return nil }
         let w = word(p + i)
         if w & Self.m3 == Self.kEnd && ends(p[i + 3]) {
-            e = Event(kind: .opEnd)
-            e.op = id
+            e.pointee = Event(kind: .opEnd)
+            e.pointee.op = id
             var none: [UInt8] = []
-            return fastOptions(p, i + 3, &e, &none)
+            return fastOptions(p, i + 3, e, &none)
         }
         guard w & Self.m5 == Self.kBegin && ends(p[i + 5]) else { return nil }
         i += 5
-        e = Event(kind: .opBegin)
-        e.op = id
+        e.pointee = Event(kind: .opBegin)
+        e.pointee.op = id
         var seen: UInt8 = 0
         while skipBlanks(p, &i) && !ends(p[i]) {
             let w = word(p + i)
@@ -357,53 +356,53 @@ struct FastLineParser {
             if key4 == Self.kDstEq && seen & 1 == 0 {
                 i += 4
                 guard let v = fastNumber(p, &i) else { return nil }
-                e.address = v
+                e.pointee.address = v
                 seen |= 1
             } else if key4 == Self.kLenEq && seen & 2 == 0 {
                 i += 4
                 guard let v = fastNumber(p, &i) else { return nil }
-                e.size = v
+                e.pointee.size = v
                 seen |= 2
             } else if key4 == Self.kSrcEq && seen & 4 == 0 {
                 i += 4
                 guard let v = fastNumber(p, &i) else { return nil }
-                e.source = v
-                e.flags |= Event.Flags.hasSource
+                e.pointee.source = v
+                e.pointee.flags |= Event.Flags.hasSource
                 seen |= 4
             } else if w & Self.m5 == Self.kNameEq && seen & 8 == 0 {
                 i += 5
                 let s = i
                 while !ends(p[i]) { i += 1 }
                 guard let index = rawName(p + s, i - s) else { return nil }
-                e.name = index
+                e.pointee.name = index
                 seen |= 8
             } else if w == Self.kContract && p[i + 8] == 0x3D && seen & 16 == 0 {
                 i += 9
                 let v = word(p + i)
                 if v == Self.kFlushcac && p[i + 8] == 0x68 && p[i + 9] == 0x65 {  // "flushcache"
-                    e.contract = .flushcache
+                    e.pointee.contract = .flushcache
                     i += 10
                 } else if v & Self.m7 == Self.kPersist {
-                    e.contract = .persist
+                    e.pointee.contract = .persist
                     i += 7
                 } else if v & Self.m4 == Self.kNone {
-                    e.contract = .none
+                    e.pointee.contract = .none
                     i += 4
                 } else {
                     return nil
                 }
                 guard ends(p[i]) else { return nil }
-                e.flags |= Event.Flags.explicitContract
+                e.pointee.flags |= Event.Flags.explicitContract
                 seen |= 16
             } else if w & Self.m6 == Self.kStackEq && seen & 32 == 0 {
                 i += 6
                 guard let s = fastNumber(p, &i), s > 0 && s <= UInt64(UInt32.max) else { return nil }
-                e.stack = UInt32(s)
+                e.pointee.stack = UInt32(s)
                 seen |= 32
             } else if w & Self.m7 == Self.kThreadEq && seen & 64 == 0 {
                 i += 7
                 guard let t = fastNumber(p, &i), t <= UInt64(UInt32.max) else { return nil }
-                e.thread = UInt32(t)
+                e.pointee.thread = UInt32(t)
                 seen |= 64
             } else {
                 return nil
