@@ -218,6 +218,26 @@ struct FastLineParser {
                 e.pointee.size = size
             }
         }
+        // The usual tail — one space, `stack=N` (no leading zero, at most 9 digits) and
+        // the newline — without the option loop; anything else goes through it.
+        if p[i] == 0x20 && word(p + i + 1) & Self.m6 == Self.kStackEq {
+            var k = i + 7
+            var d = p[k] &- 0x31
+            if d < 9 {
+                var v = UInt64(d) + 1
+                k &+= 1
+                d = p[k] &- 0x30
+                while d < 10 {
+                    v = v &* 10 &+ UInt64(d)
+                    k &+= 1
+                    d = p[k] &- 0x30
+                }
+                if p[k] == 0x0A && k &- (i + 7) <= 9 {
+                    e.pointee.stack = UInt32(truncatingIfNeeded: v)
+                    return k
+                }
+            }
+        }
         return fastOptions(p, i, e, &data)
     }
 

@@ -51,7 +51,8 @@ private func trace(_ lines: [UInt8]) -> [UInt8] {
         "store 0xffffffffffffffff 2", "store 0 0x100001", "store 0 0", "store 99999999999999999999 1",
         "store 0x10000000000000000 1", "store 0x10 8 thread=4294967296", "store 0x10 8 stack=4294967296", "store 0x10 8\u{0}",
         "sfence\u{1b}", "store 0x1\u{0}0 8", "store 0x10 8 stack=1\u{7f}", "op 1 begin dst=0 len=1 name=a\\x2\nop 1 end",
-        "op 1 begin dst=0 len=1 name=\nop 1 end", "line-size 64", "powercut-trace 1", "store 0x10 8 stack=", "thread=1",
+        "op 1 begin dst=0 len=1 name=\nop 1 end", "store 0x10 8 stack=999999999", "store 0x10 8 stack=1000000000",
+        "store 0x10 8 stack=01", "clwb 0x40 stack=2\r", "clwb 0x40 stack=2 ", "clwb 0x40  stack=2", "line-size 64", "powercut-trace 1", "store 0x10 8 stack=", "thread=1",
     ].map { Array($0.utf8) } + [
         [0xFF], Array("sfence ".utf8) + [0xFF], Array("store 0x10 1 data=".utf8) + [0xC3, 0xA9], [0xEF, 0xBB, 0xBF] + Array("sfence".utf8),
     ]
