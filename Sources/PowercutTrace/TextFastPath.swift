@@ -218,8 +218,10 @@ struct FastLineParser {
                 e.pointee.size = size
             }
         }
-        // The usual tail — one space, `stack=N` (no leading zero, at most 9 digits) and
-        // the newline — without the option loop; anything else goes through it.
+        // The usual tails — none, or one space, `stack=N` (no leading zero, at most 9
+        // digits) — and the newline, without the option loop; anything else goes
+        // through it.
+        if p[i] == 0x0A { return i }
         if p[i] == 0x20 && word(p + i + 1) & Self.m6 == Self.kStackEq {
             var k = i + 7
             var d = p[k] &- 0x31
@@ -362,6 +364,7 @@ struct FastLineParser {
         if w & Self.m3 == Self.kEnd && ends(p[i + 3]) {
             e.pointee = Event(kind: .opEnd)
             e.pointee.op = id
+            if p[i + 3] == 0x0A { return i + 3 }
             var none: [UInt8] = []
             return fastOptions(p, i + 3, e, &none)
         }
