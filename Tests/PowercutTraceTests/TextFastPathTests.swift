@@ -137,7 +137,9 @@ private func trace(_ lines: [UInt8]) -> [UInt8] {
     }
 
     @Test func eventLinesComeFromTheReader() throws {
-        let text = "powercut-trace 1\n# c\npmem 0 0x100\n\n  store 0 1 # #0\nstack 1 0x1\r\nsfence\r\n   # store\n"
+        // Header records (init included) are not events; stacks between events are not
+        // either; pmem between events is.
+        let text = "powercut-trace 1\n# c\npmem 0 0x100\ninit 0 data=00\n  store 0 1 # #0\nstack 1 0x1\r\nsfence\r\n   # store\n"
             + "op 1 begin dst=0 len=1\nstore 0 1 stack=1\npmem 0x200 0x10\nop 1 end\nmark m\n# pad\n# pad\n"
         let r = try TraceReader(text: text)
         #expect(r.eventLines(of: [0, 1, 2, 3, 4, 5, 6, 99]) == [0: 5, 1: 7, 2: 9, 3: 10, 4: 11, 5: 12, 6: 13])
