@@ -53,7 +53,10 @@ private func trace(_ lines: [UInt8]) -> [UInt8] {
         "sfence\u{1b}", "store 0x1\u{0}0 8", "store 0x10 8 stack=1\u{7f}", "op 1 begin dst=0 len=1 name=a\\x2\nop 1 end",
         "op 1 begin dst=0 len=1 name=\nop 1 end", "store 0x10 8 stack=999999999", "store 0x10 8 stack=1000000000",
         "store 0x10 8 stack=01", "clwb 0x40 stack=2\r", "clwb 0x40 stack=2 ", "clwb 0x40  stack=2", "line-size 64", "powercut-trace 1", "store 0x10 8 stack=", "thread=1",
-    ].map { Array($0.utf8) } + [
+    ].map { Array($0.utf8) }
+    // Hex numbers of every length, and decimal ones up to past 64 bits.
+    + (1...17).map { Array("clwb 0x\(String("123456789aBcDeF01".prefix($0)))".utf8) }
+    + (1...21).map { Array("store \(String("184467440737095516159".prefix($0))) 1".utf8) } + [
         [0xFF], Array("sfence ".utf8) + [0xFF], Array("store 0x10 1 data=".utf8) + [0xC3, 0xA9], [0xEF, 0xBB, 0xBF] + Array("sfence".utf8),
     ]
 
