@@ -324,19 +324,13 @@ struct FastLineParser {
         var k = i
         var v: UInt64 = 0
         if p[k] == 0x30 && p[k &+ 1] | 0x20 == 0x78 {
-            // Hex, four digits at a time, then two, then one (the loads may reach 3
-            // bytes past the newline that ends the run: the zone leaves room after it).
+            // Hex, two digits at a time (a pair's second byte may be the newline that
+            // ends the run: the zone leaves room after it).
             k &+= 2
             let first = k
             while true {
-                let w = UnsafeRawPointer(p + k).loadUnaligned(as: UInt32.self)
-                let a = hexPairs[Int(w & 0xFFFF)], b = hexPairs[Int(w &>> 16)]
-                if a | b > 0xFF { break }
-                v = v &<< 16 | UInt64(a) &<< 8 | UInt64(b)
-                k &+= 4
-            }
-            let pair = hexPairs[Int(UnsafeRawPointer(p + k).loadUnaligned(as: UInt16.self))]
-            if pair <= 0xFF {
+                let pair = hexPairs[Int(UnsafeRawPointer(p + k).loadUnaligned(as: UInt16.self))]
+                if pair > 0xFF { break }
                 v = v &<< 8 | UInt64(pair)
                 k &+= 2
             }
