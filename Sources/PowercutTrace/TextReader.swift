@@ -4,15 +4,17 @@ import Glibc
 /// per-line strings, one pass, errors with file:line and the offending text (at most
 /// 80 bytes of it, escaped).
 final class TextTraceReader {
-    private let input: ByteInput
-    private var validator = TraceValidator()
-    private var lineNumber = 0
-    private var seq: UInt64 = 0
+    // Internal rather than private: the fast path (TextFastPath.swift) shares them.
+    let input: ByteInput
+    var validator = TraceValidator()
+    var lineNumber = 0
+    var seq: UInt64 = 0
     private(set) var header = TraceHeader()
     private(set) var names: [String] = []
     private var nameIndex: [String: UInt32] = [:]
-    /// The first event, read while looking for the end of the header.
+    /// The first event, read while looking for the end of the header, and its line.
     private var pending: Event?
+    private var pendingLine = 0
     private var pendingData: [UInt8] = []
     private var finished = false
     private var inEvents = false
@@ -25,8 +27,23 @@ final class TextTraceReader {
     private var count = 0
     /// Decoded free text, reused.
     private var scratch: [UInt8] = []
-    /// Hex digit values; 0xFF for anything else.
-    private let hexValue: UnsafeMutablePointer<UInt8>
+    /// What each byte is to the fast path: a hex digit's value (0-15), or one of the
+    /// `FastClass` codes.
+    let byteClass: UnsafeMutablePointer<UInt8>
+    /// `hexPairTable`, held here so the hot loop does not look the global up.
+    let hexPairs = TextTraceReader.hexPairTable
+    /// Op names as written (escapes and all) with their interned index, so the fast
+    /// path takes `name=` without decoding: the general path fills it.
+    var rawNames: [(raw: [UInt8], index: UInt32)] = []
+    /// Where the fast path may read: see `fastEvents`.
+    var fastZone = FastZone()
+    /// Off in tests, to compare the two paths; the events the fast path took.
+    var fastPathEnabled = true
+    var fastEventCount = 0
+    /// Whether `read` records the line of each event in `lines`.
+    var recordsLines = false
+    /// The 1-based line of each event of the last batch (when `recordsLines`).
+    var lines: [Int] = []
 
     var stacks: [UInt32: [UInt64]] { validator.stacks }
 
@@ -34,14 +51,12 @@ final class TextTraceReader {
         self.input = input
         starts = .allocate(capacity: tokenCapacity)
         ends = .allocate(capacity: tokenCapacity)
-        hexValue = .allocate(capacity: 256)
-        for c in 0..<256 { hexValue[c] = hexDigit(UInt8(c)) ?? 0xFF }
+        byteClass = Self.makeByteClasses()
         try readHeader()
     }
 
     deinit {
-        out.deallocate()
-        hexValue.deallocate()
+        byteClass.deallocate()
         starts.deallocate()
         ends.deallocate()
     }
@@ -245,6 +260,7 @@ final class TextTraceReader {
                 e.seq = seq
                 if e.kind != .stackDefinition { seq += 1 }
                 pending = e
+                pendingLine = lineNumber
                 return
             }
         }
@@ -353,243 +369,70 @@ final class TextTraceReader {
     // MARK: Events
 
     /// Reads up to `max` more events into the batch; false once the trace is done.
-    func read(into batch: inout EventBatch, max: Int) throws(TraceError) -> Bool {
-        if outCapacity < max {
-            out.deallocate()
-            out = .allocate(capacity: max)
-            outCapacity = max
+    /// The events are decoded straight into the batch's storage.
+    func read(into batch: inout EventBatch, max requested: Int) throws(TraceError) -> Bool {
+        let max = Swift.max(requested, 1)
+        if recordsLines { lines.removeAll(keepingCapacity: true) }
+        var failure: TraceError?
+        var more = false
+        var data: [UInt8] = []
+        swap(&data, &batch.data)
+        batch.events = []  // gives its storage back, for the new array to reuse
+        batch.events = Array(unsafeUninitializedCapacity: max) { buffer, count in
+            do throws(TraceError) {
+                more = try fill(buffer.baseAddress!, max: max, count: &count, data: &data)
+            } catch {
+                failure = error
+            }
         }
-        var n = 0
-        defer { batch.events.append(contentsOf: UnsafeBufferPointer(start: out, count: n)) }
+        swap(&data, &batch.data)
+        if let failure { throw failure }
+        return more
+    }
+
+    /// Decodes up to `max` events into `out`; `n` counts those written, also when it
+    /// throws. Lines in the usual shape go the fast way (TextFastPath.swift); any other
+    /// line, and any line the fast way does not take, the general way below.
+    private func fill(_ out: UnsafeMutablePointer<Event>, max: Int, count n: inout Int, data: inout [UInt8]) throws(TraceError) -> Bool {
         if let e = pending {
             pending = nil
-            out[0] = withData(e, &batch)
+            out[0] = withData(e, &data)
             n = 1
+            if recordsLines { lines.append(pendingLine) }
         }
         while n < max {
             if finished { return n > 0 }
+            if fastPathEnabled {
+                n = fastEvents(out, n, max, &data)
+                if n == max { break }
+            }
             guard let l = try input.nextLine(maxLength: TraceValidator.maxLineLength) else {
                 finished = true
                 if let problem = validator.finish() { throw TraceError(file: file, location: "end", problem) }
                 return n > 0
             }
             lineNumber += 1
-            if l.count <= TraceValidator.maxLineLength, let base = l.baseAddress, var e = fastEvent(base, l.count) {
-                e.seq = seq
-                seq += 1
-                out[n] = e.hasData ? withData(e, &batch) : e
-                n += 1
-                continue
-            }
             guard try tokenize(l) else { continue }
             var e = try eventRecord(keyword())
             e.seq = seq
             if e.kind != .stackDefinition { seq += 1 }
-            out[n] = withData(e, &batch)
+            out[n] = withData(e, &data)
             n += 1
+            if recordsLines { lines.append(lineNumber) }
         }
         return true
     }
 
-    /// Events are assembled here and copied into the batch in one go.
-    private var out = UnsafeMutablePointer<Event>.allocate(capacity: 0)
-    private var outCapacity = 0
-
-    /// The event with its data moved into the batch.
+    /// The event with its data (read by the general path into `pendingData`) moved
+    /// into the batch's pool.
     @inline(__always)
-    private func withData(_ e: Event, _ batch: inout EventBatch) -> Event {
+    private func withData(_ e: Event, _ data: inout [UInt8]) -> Event {
         guard e.hasData else { return e }
         var e = e
-        e.dataOffset = UInt32(batch.data.count)
-        batch.data.append(contentsOf: pendingData)
+        e.dataOffset = UInt32(data.count)
+        data.append(contentsOf: pendingData)
         return e
     }
-
-    // MARK: The fast path
-
-    /// The common events in their usual shape — a keyword at the start of the line,
-    /// numbers, `stack=`, `thread=`, `data=` — parsed in one pass without tokens.
-    /// Anything else (or anything wrong) gives nil and goes the general way, which
-    /// parses, checks and words every error; so no check lives only here.
-    @inline(__always)
-    private func fastEvent(_ p: UnsafePointer<UInt8>, _ n: Int) -> Event? {
-        // The keyword, packed little-endian (all the fast ones fit 8 bytes but one).
-        var i = 0
-        var word: UInt64 = 0
-        while i < n {
-            let c = p[i]
-            if c == 0x20 || c == 0x09 { break }
-            if i == 10 { return nil }
-            if i < 8 { word |= UInt64(c) << (8 * UInt64(i)) }
-            i += 1
-        }
-        let kind: EventKind
-        switch (i, word) {
-        case (5, Self.kwStore): kind = .store
-        case (7, Self.kwNtstore): kind = .ntstore
-        case (4, Self.kwClwb): kind = .clwb
-        case (7, Self.kwClflush): kind = .clflush
-        case (10, Self.kwClflushopt8):
-            guard p[8] == 0x70 && p[9] == 0x74 else { return nil }  // "pt"
-            kind = .clflushopt
-        case (6, Self.kwSfence): kind = .sfence
-        case (6, Self.kwMfence): kind = .mfence
-        case (5, Self.kwFence): kind = .fence
-        case (8, Self.kwWpqflush): kind = .wpqflush
-        case (2, Self.kwOp): return fastOp(p, n, i)
-        default: return nil
-        }
-        var e = Event(kind: kind)
-        if kind.rawValue <= EventKind.clflush.rawValue {
-            guard let a = fastNumber(p, n, &i) else { return nil }
-            e.address = a
-            if kind.isStore {
-                guard let size = fastNumber(p, n, &i) else { return nil }
-                e.size = size
-            }
-        }
-        // Options.
-        while true {
-            while i < n && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
-            if i == n || p[i] == 0x23 { break }
-            let c = p[i]
-            if c == 0x73, i + 6 < n, p[i + 1] == 0x74, p[i + 2] == 0x61, p[i + 3] == 0x63, p[i + 4] == 0x6B, p[i + 5] == 0x3D {
-                // stack=
-                if e.stack != 0 { return nil }
-                i += 6
-                guard let s = fastNumber(p, n, &i), s > 0 && s <= UInt64(UInt32.max) else { return nil }
-                e.stack = UInt32(s)
-            } else if c == 0x74, i + 7 < n, p[i + 1] == 0x68, p[i + 2] == 0x72, p[i + 3] == 0x65, p[i + 4] == 0x61,
-                      p[i + 5] == 0x64, p[i + 6] == 0x3D {
-                // thread=
-                if e.thread != 0 { return nil }
-                i += 7
-                guard let t = fastNumber(p, n, &i), t > 0 && t <= UInt64(UInt32.max) else { return nil }
-                e.thread = UInt32(t)
-            } else if c == 0x64, kind.isStore, !e.hasData, i + 5 < n, p[i + 1] == 0x61, p[i + 2] == 0x74, p[i + 3] == 0x61, p[i + 4] == 0x3D {
-                // data=
-                i += 5
-                let start = i
-                while i < n && p[i] != 0x20 && p[i] != 0x09 && p[i] != 0x23 { i += 1 }
-                guard e.size <= TraceValidator.maxStoreSize, i - start == Int(e.size) * 2 else { return nil }
-                pendingData.removeAll(keepingCapacity: true)
-                var k = start
-                while k < i {
-                    let hi = hexValue[Int(p[k])], lo = hexValue[Int(p[k + 1])]
-                    guard hi | lo < 16 else { return nil }
-                    pendingData.append(hi << 4 | lo)
-                    k += 2
-                }
-                e.flags |= Event.Flags.hasData
-            } else {
-                return nil
-            }
-        }
-        if validator.event(e, at: .line(lineNumber)) != nil { return nil }
-        return e
-    }
-
-    /// `op ID end` and `op ID begin dst= len= [name=]` with the last name seen, plus
-    /// stack= and thread=.
-    @inline(__always)
-    private func fastOp(_ p: UnsafePointer<UInt8>, _ n: Int, _ start: Int) -> Event? {
-        var i = start
-        guard let id = fastNumber(p, n, &i) else { return nil }
-        while i < n && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
-        var e: Event
-        if i + 3 <= n && p[i] == 0x65 && p[i + 1] == 0x6E && p[i + 2] == 0x64 {  // end
-            e = Event(kind: .opEnd)
-            i += 3
-        } else if i + 5 <= n && p[i] == 0x62 && p[i + 1] == 0x65 && p[i + 2] == 0x67 && p[i + 3] == 0x69 && p[i + 4] == 0x6E {  // begin
-            e = Event(kind: .opBegin)
-            i += 5
-        } else {
-            return nil
-        }
-        guard i == n || p[i] == 0x20 || p[i] == 0x09 else { return nil }
-        e.op = id
-        var sawDst = false, sawLen = false
-        while true {
-            while i < n && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
-            if i == n || p[i] == 0x23 { break }
-            let c = p[i]
-            if e.kind == .opBegin && !sawDst && c == 0x64 && i + 4 < n && p[i + 1] == 0x73 && p[i + 2] == 0x74 && p[i + 3] == 0x3D {
-                i += 4
-                guard let v = fastNumber(p, n, &i) else { return nil }
-                e.address = v
-                sawDst = true
-            } else if e.kind == .opBegin && !sawLen && c == 0x6C && i + 4 < n && p[i + 1] == 0x65 && p[i + 2] == 0x6E && p[i + 3] == 0x3D {
-                i += 4
-                guard let v = fastNumber(p, n, &i) else { return nil }
-                e.size = v
-                sawLen = true
-            } else if e.kind == .opBegin && e.name == 0 && c == 0x6E && i + 5 < n && p[i + 1] == 0x61 && p[i + 2] == 0x6D && p[i + 3] == 0x65 && p[i + 4] == 0x3D {
-                i += 5
-                let s = i
-                while i < n && p[i] != 0x20 && p[i] != 0x09 && p[i] != 0x23 { i += 1 }
-                guard lastNameIndex != 0, i - s == lastName.count,
-                      lastName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, p + s, i - s) == 0 }) else { return nil }
-                e.name = lastNameIndex
-            } else if c == 0x73, e.stack == 0, i + 6 < n, p[i + 1] == 0x74, p[i + 2] == 0x61, p[i + 3] == 0x63, p[i + 4] == 0x6B, p[i + 5] == 0x3D {
-                i += 6
-                guard let v = fastNumber(p, n, &i), v > 0 && v <= UInt64(UInt32.max) else { return nil }
-                e.stack = UInt32(v)
-            } else if c == 0x74, e.thread == 0, i + 7 < n, p[i + 1] == 0x68, p[i + 2] == 0x72, p[i + 3] == 0x65, p[i + 4] == 0x61,
-                      p[i + 5] == 0x64, p[i + 6] == 0x3D {
-                i += 7
-                guard let v = fastNumber(p, n, &i), v > 0 && v <= UInt64(UInt32.max) else { return nil }
-                e.thread = UInt32(v)
-            } else {
-                return nil
-            }
-        }
-        if e.kind == .opBegin && !(sawDst && sawLen) { return nil }
-        if validator.event(e, at: .line(lineNumber)) != nil { return nil }
-        return e
-    }
-
-    /// The raw text of the op name interned last and its index (0: none yet).
-    private var lastName: [UInt8] = []
-    private var lastNameIndex: UInt32 = 0
-
-    /// Skips blanks, then reads a number that ends at a blank, `#` or the line's end.
-    @inline(__always)
-    private func fastNumber(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> UInt64? {
-        var k = i
-        while k < n && (p[k] == 0x20 || p[k] == 0x09) { k += 1 }
-        let start = k
-        var v: UInt64 = 0
-        if k + 2 < n && p[k] == 0x30 && (p[k + 1] == 0x78 || p[k + 1] == 0x58) {
-            k += 2
-            let digits = k
-            while k < n {
-                let d = hexValue[Int(p[k])]
-                if d >= 16 { break }
-                v = v << 4 | UInt64(d)
-                k += 1
-            }
-            if k == digits || k - digits > 16 { return nil }
-        } else {
-            while k < n {
-                let d = p[k] &- 0x30
-                if d >= 10 { break }
-                v = v &* 10 &+ UInt64(d)
-                k += 1
-            }
-            if k == start || k - start > 19 { return nil }
-        }
-        // The number must end the field.
-        if k < n && p[k] != 0x20 && p[k] != 0x09 && p[k] != 0x23 { return nil }
-        i = k
-        return v
-    }
-
-    // The keywords packed little-endian, first 8 bytes ("store" is 0x65726f7473).
-    private static let kwStore: UInt64 = 0x65726f7473, kwNtstore: UInt64 = 0x65726f7473746e, kwClwb: UInt64 = 0x62776c63
-    private static let kwClflush: UInt64 = 0x6873756c666c63, kwClflushopt8: UInt64 = 0x6f6873756c666c63, kwSfence: UInt64 = 0x65636e656673
-    private static let kwOp: UInt64 = 0x706f
-    private static let kwMfence: UInt64 = 0x65636e65666d, kwFence: UInt64 = 0x65636e6566, kwWpqflush: UInt64 = 0x6873756c66717077
-
 
     /// Parses the current line as an event record and validates it.
     @inline(__always)
@@ -753,8 +596,7 @@ final class TextTraceReader {
                 e.flags |= Event.Flags.hasSource
             case "name":
                 e.name = intern(try freeText(value, .name))
-                lastName = Array(value)
-                lastNameIndex = e.name
+                rememberRawName(value, e.name)
             case "contract":
                 guard let c = Contract(name: String(decoding: value, as: UTF8.self)) else {
                     throw fail("unknown contract '\(q(value))' (expected flushcache, persist or none)")

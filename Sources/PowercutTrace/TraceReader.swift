@@ -49,6 +49,11 @@ public final class TraceReader {
         }
     }
 
+    /// The text backend, for tests that compare its fast and general paths.
+    var textReader: TextTraceReader? {
+        if case .text(let r) = backend { r } else { nil }
+    }
+
     public var header: TraceHeader {
         switch backend {
         case .text(let r): r.header
@@ -80,6 +85,32 @@ public final class TraceReader {
         case .text(let r): return try r.read(into: &batch, max: max)
         case .binary(let r): return try r.read(into: &batch, max: max)
         }
+    }
+
+    /// The 1-based line of each wanted event (`#N`) in a text trace, found by reading
+    /// on from here (stack definitions are not events). Empty for a binary trace. A
+    /// trace that turns out malformed gives the lines found before the error: lines
+    /// are a convenience for pointing into the trace, never a reason to fail.
+    public func eventLines(of wanted: Set<UInt64>) -> [UInt64: Int] {
+        guard case .text(let r) = backend, !wanted.isEmpty else { return [:] }
+        r.recordsLines = true
+        defer { r.recordsLines = false }
+        var found: [UInt64: Int] = [:]
+        var batch = EventBatch()
+        func take() {
+            for (e, line) in zip(batch.events, r.lines) where e.kind != .stackDefinition && wanted.contains(e.seq) {
+                found[e.seq] = line
+            }
+        }
+        do {
+            while try read(into: &batch) {
+                take()
+                if found.count == wanted.count { break }
+            }
+        } catch {
+            take()  // the events read before the error
+        }
+        return found
     }
 }
 

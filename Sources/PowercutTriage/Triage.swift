@@ -50,17 +50,12 @@ public struct Triage {
         eventLines = traces.map { _ in [:] }
     }
 
-    /// Reads each text trace again for the lines of the events findings point at (binary
-    /// traces and standard input have none).
+    /// Reads each text trace again, with the trace reader, for the lines of the events
+    /// findings point at (binary traces and standard input have none).
     public mutating func locateEvents() {
         eventLines = traces.map { t in
             guard t.form == .text, t.file != "-" else { return [:] }
-            var wanted: Set<UInt64> = []
-            for f in t.result.findings {
-                if let e = f.originEvent { wanted.insert(e) }
-                if let e = f.event { wanted.insert(e) }
-            }
-            return TraceLines.lines(of: wanted, inFile: t.file)
+            return TraceLines.lines(of: Set(t.result.findings.flatMap(\.pointedAtEvents)), inFile: t.file)
         }
     }
 
