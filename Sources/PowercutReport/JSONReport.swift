@@ -30,8 +30,42 @@ public struct JSONReport {
         var w = JSONWriter(pretty: true)
         w.beginObject()
         w.beginArray("traces")
-        for t in traces { write(t, into: &w) }
+        for t in traces { write(t, into: &w, cuts: { _ in }) }
         w.endArray()
+        summary(traces, into: &w)
+        return w.output + "\n"
+    }
+
+    /// The same document, printed to `out`, with each trace's per-cut series (`--cuts`)
+    /// copied in from its spool: the series is never in memory.
+    public func render(_ traces: [CheckedTrace], cuts: [CutsSpool?], to out: ReportOutput) throws {
+        var w = JSONWriter(pretty: true)
+        var written = 0
+        func flush(_ w: JSONWriter) throws {
+            let u = w.output.utf8
+            try out.write(String(decoding: u[u.index(u.startIndex, offsetBy: written)...], as: UTF8.self))
+            written = u.count
+        }
+        w.beginObject()
+        w.beginArray("traces")
+        for (t, spool) in zip(traces, cuts) {
+            try write(t, into: &w) { w in
+                guard let spool, spool.spool.count > 0 else { return }
+                w.beginArray("cuts")
+                // The writer puts the first element's separator; the spool has the rest.
+                w.raw(nil, "")
+                try flush(w)
+                try out.write(spool.spool)
+                w.endArray()
+            }
+        }
+        w.endArray()
+        summary(traces, into: &w)
+        try flush(w)
+        try out.write("\n")
+    }
+
+    private func summary(_ traces: [CheckedTrace], into w: inout JSONWriter) {
         let s = Summary(traces)
         w.beginObject("summary")
         w.number("traces", s.traces)
@@ -43,10 +77,10 @@ public struct JSONReport {
         w.number("omittedFindings", traces.reduce(0) { $0 + $1.result.omittedFindingCount })
         w.endObject()
         w.endObject()
-        return w.output + "\n"
     }
 
-    func write(_ t: CheckedTrace, into w: inout JSONWriter) {
+    /// One trace's object; `cuts` writes a streamed series where a kept one would go.
+    func write(_ t: CheckedTrace, into w: inout JSONWriter, cuts: (inout JSONWriter) throws -> Void) rethrows {
         let r = t.result
         w.beginObject()
         w.string("file", t.file)
@@ -76,6 +110,8 @@ public struct JSONReport {
                 w.raw(nil, "{\"cut\":\(i),\"dirty\":\(c.dirty),\"flushing\":\(c.flushing),\"wc\":\(c.wc),\"queued\":\(c.queued)}")
             }
             w.endArray()
+        } else {
+            try cuts(&w)
         }
         w.endObject()
     }
@@ -160,9 +196,19 @@ public struct BriefReport {
 public struct CutsReport {
     public init() {}
 
+    static let header = "cut      dirty  flushing        wc    queued   at risk\n"
+
+    /// The table, its rows copied from the series a `CutsSpool` streamed during the
+    /// replay (or from the kept series when there is no spool).
+    public func render(_ t: CheckedTrace, series: CutsSpool?, to out: ReportOutput) throws {
+        guard let series else { return try out.write(render(t)) }
+        try out.write(Self.header)
+        try out.write(series.spool)
+    }
+
     public func render(_ t: CheckedTrace) -> String {
         guard let cuts = t.result.cuts else { return "" }
-        var out = "cut      dirty  flushing        wc    queued   at risk\n"
+        var out = Self.header
         func col(_ v: UInt64) -> String {
             let s = String(v)
             return String(repeating: " ", count: max(0, 10 - s.count)) + s
