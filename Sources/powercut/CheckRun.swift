@@ -32,8 +32,8 @@ extension CheckOptions {
         let perOp = format == .junit
 
         var replayed: [ReplayedTrace] = []
-        let pool = ReplayPool(count: files.count, jobs: jobCount) { i in
-            try Self.replay(files[i], options: options, cuts: cutsForm, perOp: perOp)
+        let pool = ReplayPool(count: files.count, jobs: jobCount) { i, stop in
+            try Self.replay(files[i], options: options, cuts: cutsForm, perOp: perOp, stop: stop)
         }
         try pool.run { _, trace in replayed.append(trace) }
         let checked = replayed.map(\.checked)
@@ -96,7 +96,9 @@ extension CheckOptions {
     }
 
     /// Replays one file, streaming what the report needs beside the result into spools.
-    static func replay(_ file: String, options: ReplayOptions, cuts: CutsSpool.Form?, perOp: Bool) throws -> ReplayedTrace {
+    /// `stop` says the run failed elsewhere: the replay gives up (its result is not used).
+    static func replay(_ file: String, options: ReplayOptions, cuts: CutsSpool.Form?, perOp: Bool,
+                       stop: () -> Bool = { false }) throws -> ReplayedTrace {
         let reader = try TraceReader(path: file)
         let cutSpool = cuts.map(CutsSpool.init)
         let opSpool = perOp ? OpSpool() : nil
@@ -104,7 +106,12 @@ extension CheckOptions {
         let replayer = Replayer(header: reader.header, options: options, observer: observer)
         var batch = EventBatch()
         // Small batches stay in the cache between the reader and the model.
-        while try reader.read(into: &batch, max: 512) { replayer.apply(batch) }
+        var batches = 0
+        while try reader.read(into: &batch, max: 512) {
+            replayer.apply(batch)
+            batches &+= 1
+            if batches & 4095 == 0 && stop() { throw Stopped() }
+        }
         let result = replayer.finish(names: reader.names)
         try cutSpool?.check()
         try opSpool?.check()
@@ -114,6 +121,9 @@ extension CheckOptions {
                              cuts: cutSpool, ops: opSpool)
     }
 }
+
+/// A replay given up because the run already failed.
+struct Stopped: Error {}
 
 /// Copies a spooled report to standard output; a failed write is one line, exit 70.
 func copyToStdout(_ spool: Spool) throws {

@@ -5,11 +5,12 @@ import Foundation
 /// number of jobs. At most `jobs + 1` items are started past the one being consumed:
 /// finished results never pile up ahead of the printer. An item whose work throws is
 /// consumed as that error, in its turn: the first failing item in order wins, as in a
-/// sequential run; items after it are not started.
+/// sequential run; items after it are not started, and `work` may give up early when
+/// the `stop` it is passed says so.
 final class ReplayPool<Output>: @unchecked Sendable {
     private let count: Int
     private let jobs: Int
-    private let work: (Int) throws -> Output
+    private let work: (_ item: Int, _ stop: () -> Bool) throws -> Output
     private let lock = NSCondition()
     private var started = 0
     private var consumed = 0
@@ -17,14 +18,14 @@ final class ReplayPool<Output>: @unchecked Sendable {
     private var stopped = false
     private var results: [Int: Result<Output, any Error>] = [:]
 
-    init(count: Int, jobs: Int, work: @escaping (Int) throws -> Output) {
+    init(count: Int, jobs: Int, work: @escaping (_ item: Int, _ stop: () -> Bool) throws -> Output) {
         self.count = count
         self.jobs = max(1, min(jobs, count))
         self.work = work
     }
 
     /// Whether the run stopped (an earlier item failed): long work may give up.
-    var isStopped: Bool {
+    private var isStopped: Bool {
         lock.lock()
         defer { lock.unlock() }
         return stopped
@@ -32,7 +33,7 @@ final class ReplayPool<Output>: @unchecked Sendable {
 
     func run(consume: (Int, Output) throws -> Void) throws {
         if jobs == 1 {
-            for i in 0..<count { try consume(i, try work(i)) }
+            for i in 0..<count { try consume(i, try work(i, { false })) }
             return
         }
         lock.lock()
@@ -71,7 +72,7 @@ final class ReplayPool<Output>: @unchecked Sendable {
             let i = started
             started += 1
             lock.unlock()
-            let r = Result { try work(i) }
+            let r = Result { try work(i, { [self] in isStopped }) }
             lock.lock()
             results[i] = r
             lock.broadcast()
