@@ -13,11 +13,9 @@ public final class CutsSpool {
     public let spool = Spool()
     /// The first write that failed (the observer cannot throw); `check()` throws it.
     private var failure: SpoolError?
-    private var line: [UInt8] = []
 
     public init(form: Form) {
         self.form = form
-        line.reserveCapacity(128)
     }
 
     /// The observer to hand to the replayer.
@@ -31,69 +29,72 @@ public final class CutsSpool {
     }
 
     /// The column format of `CutsReport`: the cut number left-aligned in 5 (at least one
-    /// space after it), then five right-aligned 10-wide counts.
+    /// space after it), then five right-aligned 10-wide counts. Formatted into a stack
+    /// buffer: this runs once per event.
     private func add(_ cut: UInt64, _ c: CutCounts) {
         guard failure == nil else { return }
-        line.removeAll(keepingCapacity: true)
-        switch form {
-        case .text:
-            let before = line.count
-            appendDecimal(cut)
-            let width = line.count - before
-            for _ in 0..<max(1, 5 - width) { line.append(0x20) }
-            appendColumn(c.dirty)
-            appendColumn(c.flushing)
-            appendColumn(c.wc)
-            appendColumn(c.queued)
-            appendColumn(c.atRisk)
-            line.append(0x0A)
-        case .json:
-            // An element of the trace's "cuts" array, at JSONWriter's indentation there.
-            // The first element's separator is the writer's (see JSONReport).
-            if cut > 0 {
-                line.append(UInt8(ascii: ","))
-                line.append(0x0A)
-                line.append(contentsOf: Self.jsonIndent)
+        failure = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 192) { buffer -> SpoolError? in
+            var w = LineWriter(base: buffer.baseAddress!)
+            switch form {
+            case .text:
+                let n = w.decimal(cut)
+                w.spaces(max(1, 5 - n))
+                w.column(c.dirty)
+                w.column(c.flushing)
+                w.column(c.wc)
+                w.column(c.queued)
+                w.column(c.atRisk)
+                w.byte(0x0A)
+            case .json:
+                // An element of the trace's "cuts" array at JSONWriter's indentation there;
+                // the first element's separator is the writer's (see JSONReport).
+                if cut > 0 {
+                    w.bytes(",\n        ")
+                }
+                w.bytes("{\"cut\":")
+                _ = w.decimal(cut)
+                w.bytes(",\"dirty\":")
+                _ = w.decimal(c.dirty)
+                w.bytes(",\"flushing\":")
+                _ = w.decimal(c.flushing)
+                w.bytes(",\"wc\":")
+                _ = w.decimal(c.wc)
+                w.bytes(",\"queued\":")
+                _ = w.decimal(c.queued)
+                w.byte(UInt8(ascii: "}"))
             }
-            line.append(contentsOf: Self.keyCut)
-            appendDecimal(cut)
-            line.append(contentsOf: Self.keyDirty)
-            appendDecimal(c.dirty)
-            line.append(contentsOf: Self.keyFlushing)
-            appendDecimal(c.flushing)
-            line.append(contentsOf: Self.keyWC)
-            appendDecimal(c.wc)
-            line.append(contentsOf: Self.keyQueued)
-            appendDecimal(c.queued)
-            line.append(UInt8(ascii: "}"))
-        }
-        failure = line.withUnsafeBytes { p in
-            do throws(SpoolError) { try spool.write(p) } catch { return error }
+            do throws(SpoolError) {
+                try spool.write(UnsafeRawBufferPointer(start: buffer.baseAddress!, count: w.count))
+            } catch {
+                return error
+            }
             return nil
         }
     }
+}
 
-    static let jsonIndent = [UInt8](repeating: 0x20, count: 8)
-    static let keyCut = Array("{\"cut\":".utf8)
-    static let keyDirty = Array(",\"dirty\":".utf8)
-    static let keyFlushing = Array(",\"flushing\":".utf8)
-    static let keyWC = Array(",\"wc\":".utf8)
-    static let keyQueued = Array(",\"queued\":".utf8)
+/// Writes ASCII into a buffer large enough for one row (at most 6 numbers of 20 digits
+/// and their keys).
+private struct LineWriter {
+    let base: UnsafeMutablePointer<UInt8>
+    var count = 0
 
-    private func appendDecimal(_ v: UInt64) {
-        let width = Self.digits(v)
-        let start = line.count
-        for _ in 0..<width { line.append(0x30) }
-        var x = v
-        var i = start + width - 1
-        repeat {
-            line[i] = 0x30 + UInt8(x % 10)
-            x /= 10
-            i -= 1
-        } while x > 0
+    mutating func byte(_ b: UInt8) {
+        base[count] = b
+        count += 1
     }
 
-    private static func digits(_ v: UInt64) -> Int {
+    mutating func bytes(_ s: StaticString) {
+        s.withUTF8Buffer { u in
+            for b in u { byte(b) }
+        }
+    }
+
+    mutating func spaces(_ n: Int) {
+        for _ in 0..<n { byte(0x20) }
+    }
+
+    static func digits(_ v: UInt64) -> Int {
         var width = 1
         var x = v
         while x >= 10 {
@@ -103,8 +104,24 @@ public final class CutsSpool {
         return width
     }
 
-    private func appendColumn(_ v: UInt64) {
-        for _ in 0..<max(0, 10 - Self.digits(v)) { line.append(0x20) }
-        appendDecimal(v)
+    /// Writes `v` in decimal; returns its width.
+    @discardableResult
+    mutating func decimal(_ v: UInt64) -> Int {
+        let width = Self.digits(v)
+        var x = v
+        var i = count + width - 1
+        repeat {
+            base[i] = 0x30 + UInt8(x % 10)
+            x /= 10
+            i -= 1
+        } while x > 0
+        count += width
+        return width
+    }
+
+    /// Right-aligned in 10 columns.
+    mutating func column(_ v: UInt64) {
+        spaces(max(0, 10 - Self.digits(v)))
+        decimal(v)
     }
 }
