@@ -39,42 +39,64 @@ public struct JSONReport {
     /// The same document, printed to `out`, with each trace's per-cut series (`--cuts`)
     /// copied in from its spool: the series is never in memory.
     public func render(_ traces: [CheckedTrace], cuts: [CutsSpool?], to out: ReportOutput) throws {
-        var w = JSONWriter(pretty: true)
-        var written = 0
-        func flush(_ w: JSONWriter) throws {
-            let u = w.output.utf8
-            try out.write(String(decoding: u[u.index(u.startIndex, offsetBy: written)...], as: UTF8.self))
-            written = u.count
+        var stream = Stream(to: out)
+        for (t, spool) in zip(traces, cuts) { try stream.add(t, cuts: spool) }
+        try stream.finish()
+    }
+
+    /// The document printed trace by trace as they come: only the trace being printed is
+    /// in memory (its per-cut series not even that), and the summary counts.
+    public struct Stream {
+        private var w = JSONWriter(pretty: true)
+        private let out: ReportOutput
+        private var summary = Summary()
+        private var nothingChecked = 0
+        private var omitted = 0
+
+        public init(to out: ReportOutput) {
+            self.out = out
+            w.beginObject()
+            w.beginArray("traces")
         }
-        w.beginObject()
-        w.beginArray("traces")
-        for (t, spool) in zip(traces, cuts) {
-            try write(t, into: &w) { w in
+
+        public mutating func add(_ t: CheckedTrace, cuts spool: CutsSpool?) throws {
+            let out = self.out
+            try JSONReport().write(t, into: &w) { w in
                 guard let spool, spool.spool.count > 0 else { return }
                 w.beginArray("cuts")
                 // The writer puts the first element's separator; the spool has the rest.
                 w.raw(nil, "")
-                try flush(w)
+                try out.write(w.takeOutput())
                 try out.write(spool.spool)
                 w.endArray()
             }
+            try out.write(w.takeOutput())
+            summary.add(t.result)
+            if !t.result.checkedAnything { nothingChecked += 1 }
+            omitted += t.result.omittedFindingCount
         }
-        w.endArray()
-        summary(traces, into: &w)
-        try flush(w)
-        try out.write("\n")
+
+        public mutating func finish() throws {
+            w.endArray()
+            JSONReport.summary(summary, nothingChecked: nothingChecked, omitted: omitted, into: &w)
+            try out.write(w.takeOutput() + "\n")
+        }
     }
 
     private func summary(_ traces: [CheckedTrace], into w: inout JSONWriter) {
-        let s = Summary(traces)
+        Self.summary(Summary(traces), nothingChecked: traces.count { !$0.result.checkedAnything },
+                     omitted: traces.reduce(0) { $0 + $1.result.omittedFindingCount }, into: &w)
+    }
+
+    private static func summary(_ s: Summary, nothingChecked: Int, omitted: Int, into w: inout JSONWriter) {
         w.beginObject("summary")
         w.number("traces", s.traces)
         w.number("events", s.events)
         w.number("errors", s.errors)
         w.number("warnings", s.warnings)
         w.number("notes", s.notes)
-        w.number("nothingChecked", traces.count { !$0.result.checkedAnything })
-        w.number("omittedFindings", traces.reduce(0) { $0 + $1.result.omittedFindingCount })
+        w.number("nothingChecked", nothingChecked)
+        w.number("omittedFindings", omitted)
         w.endObject()
         w.endObject()
     }
