@@ -8,6 +8,13 @@ public struct JSONWriter {
 
     public init(pretty: Bool = true) { self.pretty = pretty }
 
+    /// Hands out what was written so far and forgets it (the nesting is kept), so a long
+    /// document can be printed as it is written.
+    public mutating func takeOutput() -> String {
+        defer { output = "" }
+        return output
+    }
+
     private mutating func separator() {
         if needsComma[needsComma.count - 1] { output += "," }
         needsComma[needsComma.count - 1] = true

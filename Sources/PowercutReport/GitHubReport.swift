@@ -14,7 +14,11 @@ import PowercutTriage
 /// symbolizer knows it, the inline chain down to it in the message; otherwise at the trace file, on the
 /// line of the store that left the bytes (or of the deciding event) in a text trace.
 /// Errors are `::error`, warnings `::warning`, notes `::notice`. The message is the
-/// finding's Valgrind-style report; a summary line closes the output. Findings a
+/// finding's Valgrind-style report; a summary line closes the output. What holds for a
+/// whole trace (`ReplayResult.notices`: nothing checked, stores outside pmem, findings
+/// left out) follows its findings, at the trace file, with the same levels:
+///
+///     ::warning file=Traces/t.pct,title=powercut nothing-checked::nothing in this trace was checked: … Findings a
 /// baseline or suppression leaves out get no annotation. File paths under the source
 /// root (`--source-root`, default the current directory) are relative to it, as the
 /// runner needs them.
@@ -53,6 +57,14 @@ public struct GitHubReport {
                 out += "::\(Self.command(f.severity)) "
                 out += props.map { "\($0.0)=\(Self.escapeProperty($0.1))" }.joined(separator: ",")
                 out += "::" + Self.escapeData(message.hasSuffix("\n") ? String(message.dropLast()) : message) + "\n"
+            }
+            for n in t.result.notices {
+                var props: [(String, String)] = []
+                if t.file != "-" { props.append(("file", path(t.file))) }
+                props.append(("title", "powercut \(n.id)"))
+                out += "::\(Self.command(n.severity)) "
+                out += props.map { "\($0.0)=\(Self.escapeProperty($0.1))" }.joined(separator: ",")
+                out += "::" + Self.escapeData((t.file == "-" ? "standard input: " : "") + n.message) + "\n"
             }
         }
         return out

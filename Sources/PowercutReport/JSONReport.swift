@@ -30,23 +30,79 @@ public struct JSONReport {
         var w = JSONWriter(pretty: true)
         w.beginObject()
         w.beginArray("traces")
-        for t in traces { write(t, into: &w) }
+        for t in traces { write(t, into: &w, cuts: { _ in }) }
         w.endArray()
-        let s = Summary(traces)
+        summary(traces, into: &w)
+        return w.output + "\n"
+    }
+
+    /// The same document, printed to `out`, with each trace's per-cut series (`--cuts`)
+    /// copied in from its spool: the series is never in memory.
+    public func render(_ traces: [CheckedTrace], cuts: [CutsSpool?], to out: ReportOutput) throws {
+        var stream = Stream(to: out)
+        for (t, spool) in zip(traces, cuts) { try stream.add(t, cuts: spool) }
+        try stream.finish()
+    }
+
+    /// The document printed trace by trace as they come: only the trace being printed is
+    /// in memory (its per-cut series not even that), and the summary counts.
+    public struct Stream {
+        private var w = JSONWriter(pretty: true)
+        private let out: ReportOutput
+        private var summary = Summary()
+        private var nothingChecked = 0
+        private var omitted = 0
+
+        public init(to out: ReportOutput) {
+            self.out = out
+            w.beginObject()
+            w.beginArray("traces")
+        }
+
+        public mutating func add(_ t: CheckedTrace, cuts spool: CutsSpool?) throws {
+            let out = self.out
+            try JSONReport().write(t, into: &w) { w in
+                guard let spool, spool.spool.count > 0 else { return }
+                w.beginArray("cuts")
+                // The writer puts the first element's separator; the spool has the rest.
+                w.raw(nil, "")
+                try out.write(w.takeOutput())
+                try out.write(spool.spool)
+                w.endArray()
+            }
+            try out.write(w.takeOutput())
+            summary.add(t.result)
+            if !t.result.checkedAnything { nothingChecked += 1 }
+            omitted += t.result.omittedFindingCount
+        }
+
+        public mutating func finish() throws {
+            w.endArray()
+            JSONReport.summary(summary, nothingChecked: nothingChecked, omitted: omitted, into: &w)
+            try out.write(w.takeOutput() + "\n")
+        }
+    }
+
+    private func summary(_ traces: [CheckedTrace], into w: inout JSONWriter) {
+        Self.summary(Summary(traces), nothingChecked: traces.count { !$0.result.checkedAnything },
+                     omitted: traces.reduce(0) { $0 + $1.result.omittedFindingCount }, into: &w)
+    }
+
+    private static func summary(_ s: Summary, nothingChecked: Int, omitted: Int, into w: inout JSONWriter) {
         w.beginObject("summary")
         w.number("traces", s.traces)
         w.number("events", s.events)
         w.number("errors", s.errors)
         w.number("warnings", s.warnings)
         w.number("notes", s.notes)
-        w.number("nothingChecked", traces.count { !$0.result.checkedAnything })
-        w.number("omittedFindings", traces.reduce(0) { $0 + $1.result.omittedFindingCount })
+        w.number("nothingChecked", nothingChecked)
+        w.number("omittedFindings", omitted)
         w.endObject()
         w.endObject()
-        return w.output + "\n"
     }
 
-    func write(_ t: CheckedTrace, into w: inout JSONWriter) {
+    /// One trace's object; `cuts` writes a streamed series where a kept one would go.
+    func write(_ t: CheckedTrace, into w: inout JSONWriter, cuts: (inout JSONWriter) throws -> Void) rethrows {
         let r = t.result
         w.beginObject()
         w.string("file", t.file)
@@ -76,6 +132,8 @@ public struct JSONReport {
                 w.raw(nil, "{\"cut\":\(i),\"dirty\":\(c.dirty),\"flushing\":\(c.flushing),\"wc\":\(c.wc),\"queued\":\(c.queued)}")
             }
             w.endArray()
+        } else {
+            try cuts(&w)
         }
         w.endObject()
     }
@@ -160,9 +218,19 @@ public struct BriefReport {
 public struct CutsReport {
     public init() {}
 
+    static let header = "cut      dirty  flushing        wc    queued   at risk\n"
+
+    /// The table, its rows copied from the series a `CutsSpool` streamed during the
+    /// replay (or from the kept series when there is no spool).
+    public func render(_ t: CheckedTrace, series: CutsSpool?, to out: ReportOutput) throws {
+        guard let series else { return try out.write(render(t)) }
+        try out.write(Self.header)
+        try out.write(series.spool)
+    }
+
     public func render(_ t: CheckedTrace) -> String {
         guard let cuts = t.result.cuts else { return "" }
-        var out = "cut      dirty  flushing        wc    queued   at risk\n"
+        var out = Self.header
         func col(_ v: UInt64) -> String {
             let s = String(v)
             return String(repeating: " ", count: max(0, 10 - s.count)) + s

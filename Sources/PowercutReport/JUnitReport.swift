@@ -41,15 +41,19 @@ public struct JUnitSuite: Sendable, Equatable {
     public var name: String
     public var properties: [(name: String, value: String)]
     public var cases: [JUnitCase]
+    /// What holds for the whole trace (printed in the suite's `<system-out>`).
+    public var notices: [TraceNotice]
 
-    public init(name: String, properties: [(name: String, value: String)] = [], cases: [JUnitCase]) {
+    public init(name: String, properties: [(name: String, value: String)] = [], cases: [JUnitCase],
+                notices: [TraceNotice] = []) {
         self.name = name
         self.properties = properties
         self.cases = cases
+        self.notices = notices
     }
 
     public static func == (a: JUnitSuite, b: JUnitSuite) -> Bool {
-        a.name == b.name && a.cases == b.cases && a.properties.map { [$0.name, $0.value] } == b.properties.map { [$0.name, $0.value] }
+        a.name == b.name && a.cases == b.cases && a.notices == b.notices && a.properties.map { [$0.name, $0.value] } == b.properties.map { [$0.name, $0.value] }
     }
 }
 
@@ -103,14 +107,8 @@ public struct JUnitReport {
             if !outside.isEmpty || ops.isEmpty {
                 cases.append(testCase(t, name: "outside ops", findings: outside, text: text))
             }
-            let r = t.result
-            return JUnitSuite(name: t.file, properties: [
-                ("form", t.form.rawValue), ("domain", r.domain.description), ("lineSize", String(r.lineSize)),
-                ("events", String(r.events)), ("ops", String(r.opCount)),
-                ("known", String(known)), ("suppressed", String(suppressed)),
-                ("checkedAnything", String(r.checkedAnything)), ("storesOutsidePmem", String(r.storesOutsidePmem)),
-                ("omittedFindings", String(r.omittedFindingCount)),
-            ], cases: cases)
+            return JUnitSuite(name: t.file, properties: properties(t, known: known, suppressed: suppressed), cases: cases,
+                              notices: t.result.notices)
         }
     }
 
@@ -127,41 +125,155 @@ public struct JUnitReport {
 
     public func render(_ triage: Triage) -> String { render(suites: suites(triage)) }
 
+    /// The document for checked traces, printed to `out` as it goes. A trace with an
+    /// `OpSpool` (replayed with an `OpSeries` observer) has its passing ops read back
+    /// from the spool, one at a time, so memory follows the findings, not the ops; a
+    /// trace without one uses `result.ops` (`ReplayOptions.keepOps`). The same bytes as
+    /// `render(_:)` either way.
+    public func render(_ triage: Triage, ops spools: [OpSpool?], to out: ReportOutput) throws {
+        let text = TextReport(frames: frames)
+        // First what the headers count: cases and failures per trace.
+        struct Plan {
+            var shown: [Finding] = []
+            var byOp: [UInt64: [Finding]] = [:]
+            /// Ops the findings name that did not end (no record in the spool).
+            var extra: [OpInfo] = []
+            var outside: [Finding] = []
+            var known = 0, suppressed = 0
+            var tests = 0, failures = 0
+            var outsideCase = false
+        }
+        var plans: [Plan] = []
+        for (i, (t, es)) in zip(triage.traces, triage.entries).enumerated() {
+            var p = Plan()
+            for (f, e) in zip(t.result.findings, es) {
+                switch e.status {
+                case .reported: p.shown.append(f)
+                case .known: p.known += 1
+                case .suppressed: p.suppressed += 1
+                }
+            }
+            var opCount: Int
+            var failing = Set<UInt64>()
+            if let spool = i < spools.count ? spools[i] : nil {
+                opCount = spool.endedCount
+                for f in p.shown {
+                    guard let op = f.op else { continue }
+                    if p.byOp[op.id] == nil && op.end == nil { p.extra.append(op) }
+                    p.byOp[op.id, default: []].append(f)
+                }
+            } else {
+                var ops = t.result.ops
+                for f in p.shown {
+                    if let op = f.op, !ops.contains(where: { $0.id == op.id }) { ops.append(op) }
+                }
+                ops.sort { $0.begin < $1.begin }
+                p.extra = ops
+                opCount = 0
+                for f in p.shown { if let op = f.op { p.byOp[op.id, default: []].append(f) } }
+            }
+            p.extra.sort { $0.begin < $1.begin }
+            opCount += p.extra.count
+            for f in p.shown where f.severity == .error { if let op = f.op { failing.insert(op.id) } }
+            p.outside = p.shown.filter { $0.op == nil }
+            p.outsideCase = !p.outside.isEmpty || opCount == 0
+            p.tests = opCount + (p.outsideCase ? 1 : 0)
+            p.failures = failing.count + (p.outside.contains { $0.severity == .error } ? 1 : 0)
+            plans.append(p)
+        }
+        try out.write(Self.documentHead(name: "powercut", tests: plans.reduce(0) { $0 + $1.tests },
+                                        failures: plans.reduce(0) { $0 + $1.failures }))
+        for (i, t) in triage.traces.enumerated() {
+            let p = plans[i]
+            let suite = JUnitSuite(name: t.file, properties: properties(t, known: p.known, suppressed: p.suppressed), cases: [])
+            try out.write(Self.suiteHead(suite, tests: p.tests, failures: p.failures))
+            func emit(_ label: String, _ id: UInt64) throws {
+                try out.write(Self.caseXML(testCase(t, name: label, findings: p.byOp[id] ?? [], text: text)))
+            }
+            var extras = p.extra[...]
+            if let spool = i < spools.count ? spools[i] : nil {
+                let names = spool.names
+                try spool.forEachEnded { id, begin, _, name in
+                    while let e = extras.first, e.begin < begin {
+                        try emit(e.label, e.id)
+                        extras = extras.dropFirst()
+                    }
+                    let label = "op \(id)" + (name > 0 && Int(name) <= names.count ? " (\(names[Int(name) - 1]))" : "")
+                    try emit(label, id)
+                }
+            }
+            for e in extras { try emit(e.label, e.id) }
+            if p.outsideCase {
+                try out.write(Self.caseXML(testCase(t, name: "outside ops", findings: p.outside, text: text)))
+            }
+            try out.write(Self.suiteTail(notices: t.result.notices))
+        }
+        try out.write("</testsuites>\n")
+    }
+
+    private func properties(_ t: CheckedTrace, known: Int, suppressed: Int) -> [(name: String, value: String)] {
+        let r = t.result
+        return [
+            ("form", t.form.rawValue), ("domain", r.domain.description), ("lineSize", String(r.lineSize)),
+            ("events", String(r.events)), ("ops", String(r.opCount)),
+            ("known", String(known)), ("suppressed", String(suppressed)),
+            ("checkedAnything", String(r.checkedAnything)), ("storesOutsidePmem", String(r.storesOutsidePmem)),
+            ("omittedFindings", String(r.omittedFindingCount)),
+        ]
+    }
+
     /// Any suites (a sweep builds its own) as one document.
     public func render(suites: [JUnitSuite], name: String = "powercut") -> String {
         let tests = suites.reduce(0) { $0 + $1.cases.count }
         let failures = suites.reduce(0) { $0 + $1.cases.count { $0.failure != nil } }
-        var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        out += "<testsuites name=\"\(xmlEscape(name))\" tests=\"\(tests)\" failures=\"\(failures)\" errors=\"0\" skipped=\"0\">\n"
+        var out = Self.documentHead(name: name, tests: tests, failures: failures)
         for s in suites {
-            let f = s.cases.count { $0.failure != nil }
-            out += "  <testsuite name=\"\(xmlEscape(s.name))\" tests=\"\(s.cases.count)\" failures=\"\(f)\" errors=\"0\" skipped=\"0\">\n"
-            if !s.properties.isEmpty {
-                out += "    <properties>\n"
-                for p in s.properties {
-                    out += "      <property name=\"\(xmlEscape(p.name))\" value=\"\(xmlEscape(p.value))\"/>\n"
-                }
-                out += "    </properties>\n"
-            }
-            for c in s.cases {
-                out += "    <testcase classname=\"\(xmlEscape(c.classname))\" name=\"\(xmlEscape(c.name))\""
-                if c.failure == nil && c.output.isEmpty {
-                    out += "/>\n"
-                    continue
-                }
-                out += ">\n"
-                if let failure = c.failure {
-                    out += "      <failure type=\"\(xmlEscape(failure.type))\" message=\"\(xmlEscape(failure.message))\">"
-                    out += xmlEscape(failure.text, attribute: false) + "</failure>\n"
-                }
-                if !c.output.isEmpty {
-                    out += "      <system-out>" + xmlEscape(c.output, attribute: false) + "</system-out>\n"
-                }
-                out += "    </testcase>\n"
-            }
-            out += "  </testsuite>\n"
+            out += Self.suiteHead(s, tests: s.cases.count, failures: s.cases.count { $0.failure != nil })
+            for c in s.cases { out += Self.caseXML(c) }
+            out += Self.suiteTail(notices: s.notices)
         }
         out += "</testsuites>\n"
         return out
+    }
+
+    static func documentHead(name: String, tests: Int, failures: Int) -> String {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            + "<testsuites name=\"\(xmlEscape(name))\" tests=\"\(tests)\" failures=\"\(failures)\" errors=\"0\" skipped=\"0\">\n"
+    }
+
+    static func suiteHead(_ s: JUnitSuite, tests: Int, failures: Int) -> String {
+        var out = "  <testsuite name=\"\(xmlEscape(s.name))\" tests=\"\(tests)\" failures=\"\(failures)\" errors=\"0\" skipped=\"0\">\n"
+        if !s.properties.isEmpty {
+            out += "    <properties>\n"
+            for p in s.properties {
+                out += "      <property name=\"\(xmlEscape(p.name))\" value=\"\(xmlEscape(p.value))\"/>\n"
+            }
+            out += "    </properties>\n"
+        }
+        return out
+    }
+
+    /// Closes a suite; what holds for the whole trace (nothing checked, stores outside
+    /// pmem, findings left out) goes to the suite's `<system-out>`, one notice a line.
+    static func suiteTail(notices: [TraceNotice]) -> String {
+        var out = ""
+        if !notices.isEmpty {
+            out += "    <system-out>" + xmlEscape(notices.map { $0.title + "\n" }.joined(), attribute: false) + "</system-out>\n"
+        }
+        return out + "  </testsuite>\n"
+    }
+
+    static func caseXML(_ c: JUnitCase) -> String {
+        var out = "    <testcase classname=\"\(xmlEscape(c.classname))\" name=\"\(xmlEscape(c.name))\""
+        if c.failure == nil && c.output.isEmpty { return out + "/>\n" }
+        out += ">\n"
+        if let failure = c.failure {
+            out += "      <failure type=\"\(xmlEscape(failure.type))\" message=\"\(xmlEscape(failure.message))\">"
+            out += xmlEscape(failure.text, attribute: false) + "</failure>\n"
+        }
+        if !c.output.isEmpty {
+            out += "      <system-out>" + xmlEscape(c.output, attribute: false) + "</system-out>\n"
+        }
+        return out + "    </testcase>\n"
     }
 }

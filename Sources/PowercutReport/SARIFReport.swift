@@ -30,6 +30,10 @@ import PowercutTriage
 /// - `stacks`: every distinct stack involved, innermost frame first.
 /// - `partialFingerprints["powercut/v1"]`: `Fingerprint.hash`, stable across ASLR.
 /// - `properties`: trace, op, cut point, deciding event, byte count and every range.
+/// - What holds for a whole trace (`ReplayResult.notices`: nothing in it was checked,
+///   stores fell outside declared pmem, findings were left out) is not a result: each
+///   is a `toolExecutionNotification` of the run's one invocation, at the trace, its
+///   `descriptor` one of `tool.driver.notifications` (always all three, in a fixed order).
 ///
 /// Keys are written in a fixed order: the same trace gives the same bytes.
 public struct SARIFReport {
@@ -88,6 +92,7 @@ public struct SARIFReport {
             w.endObject()
         }
         w.endArray()
+        writeInvocation(triage, into: &w, run: run)
         let reported = Summary(triage.reportedTraces)
         w.beginObject("properties")
         w.number("traces", triage.traces.count)
@@ -137,8 +142,63 @@ public struct SARIFReport {
             w.endObject()
         }
         w.endArray()
+        w.beginArray("notifications")
+        for (id, level, text) in Self.notices {
+            w.beginObject()
+            w.string("id", id)
+            w.beginObject("shortDescription")
+            w.string("text", text)
+            w.endObject()
+            w.beginObject("defaultConfiguration")
+            w.string("level", Self.level(level))
+            w.endObject()
+            w.endObject()
+        }
+        w.endArray()
         w.endObject()
         w.endObject()
+    }
+
+    /// The notices a trace may get (`ReplayResult.notices`), in `tool.driver.notifications` order.
+    static let notices: [(id: String, level: Severity, text: String)] = [
+        ("nothing-checked", .warning, "Nothing in the trace was checked: no op with a contract and no durable assertion."),
+        ("stores-outside-pmem", .note, "Stores wrote bytes outside every declared pmem range; those bytes are not tracked."),
+        ("findings-omitted", .note, "More findings than --max-findings: the rest are counted, not listed."),
+    ]
+
+    /// The run's invocation, with a notification per trace notice (only when there is one).
+    private func writeInvocation(_ triage: Triage, into w: inout JSONWriter, run: RunState) {
+        let all = triage.traces.enumerated().flatMap { i, t in t.result.notices.map { (i, $0) } }
+        guard !all.isEmpty else { return }
+        w.beginArray("invocations")
+        w.beginObject()
+        w.bool("executionSuccessful", true)
+        w.beginArray("toolExecutionNotifications")
+        for (i, n) in all {
+            w.beginObject()
+            w.beginArray("locations")
+            w.beginObject()
+            w.beginObject("physicalLocation")
+            traceArtifact(i, line: nil, into: &w, run: run)
+            w.endObject()
+            w.endObject()
+            w.endArray()
+            w.beginObject("message")
+            w.string("text", "\(triage.traces[i].file): \(n.message).")
+            w.endObject()
+            w.string("level", Self.level(n.severity))
+            w.beginObject("descriptor")
+            w.string("id", n.id)
+            if let k = Self.notices.firstIndex(where: { $0.id == n.id }) { w.number("index", k) }
+            w.endObject()
+            w.beginObject("properties")
+            w.string("trace", triage.traces[i].file)
+            w.endObject()
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+        w.endArray()
     }
 
     static func level(_ s: Severity) -> String {

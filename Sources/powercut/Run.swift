@@ -1,5 +1,7 @@
 import ArgumentParser
+import PowercutOutput
 import PowercutTrace
+import PowercutTriage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,67 +46,25 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Pass an option to Valgrind itself, e.g. --valgrind-arg=--fair-sched=yes (repeatable).", valueName: "option"))
     var valgrindArg: [String] = []
 
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("check options, then -- PROGRAM [ARGUMENT ...]"))
-    var rest: [String] = []
+    @OptionGroup(title: "Check options") var check: CheckOptions
 
-    mutating func validate() throws {
-        if rest.prefix(while: { $0 != "--" }).contains(where: { $0 == "--help" || $0 == "-h" }) {
-            throw CleanExit.helpRequest(self)
-        }
-        guard let dash = rest.firstIndex(of: "--") else {
-            throw ValidationError("name the program after '--', e.g. powercut run -- ./prog arg")
-        }
-        if dash + 1 >= rest.count { throw ValidationError("name the program after '--'") }
-    }
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The program to record and its arguments, after '--'.", valueName: "program"))
+    var command: [String] = []
 
-    /// ArgumentParser hands run's own options after the first unknown one to `rest`
-    /// with everything else: they are taken out here, the rest goes to check.
-    private func split() -> (own: Run, check: [String], command: [String]) {
-        var own = self
-        let dash = rest.firstIndex(of: "--")!
-        var check: [String] = []
-        let before = Array(rest[..<dash])
-        var i = 0
-        func value(_ name: String) -> String? {
-            let a = before[i]
-            if a.hasPrefix(name + "=") { return String(a.dropFirst(name.count + 1)) }
-            if a == name, i + 1 < before.count { i += 1; return before[i] }
-            return nil
-        }
-        while i < before.count {
-            if let v = value("-o") ?? value("--trace") { own.trace = v }
-            else if let v = value("--pmem-file") { own.pmemFile.append(v) }
-            else if let v = value("--op") { own.op.append(v) }
-            else if let v = value("--report") { own.report = v }
-            else if let v = value("--check-at-release") { own.checkAtRelease = v }
-            else if let v = value("--valgrind") { own.valgrind = v }
-            else if let v = value("--valgrind-arg") { own.valgrindArg.append(v) }
-            else { check.append(before[i]) }
-            i += 1
-        }
-        return (own, check, Array(rest[(dash + 1)...]))
-    }
-
-    func run() throws {
-        let (own, checkOptions, command) = split()
-        try own.record(checkOptions: checkOptions, command: command)
-    }
-
-    private func record(checkOptions: [String], command: [String]) throws {
-        var checkArguments = checkOptions
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("name the program after '--', e.g. powercut run -- ./prog arg") }
         for spec in op where !ValgrindRun.isValidOpSpec(spec) {
             throw ValidationError("--op '\(spec)': expected SYMBOL[=flushcache|persist|none][:DST:LEN] with positions 1 to 6")
         }
         guard checkAtRelease == "yes" || checkAtRelease == "no" else {
             throw ValidationError("--check-at-release '\(checkAtRelease)': expected yes or no")
         }
-        if let report { checkArguments += ["--output", report] }
-        // Check's options fail before the program runs.
-        do {
-            _ = try Check.parse(checkArguments + ["-"])
-        } catch {
-            Check.exit(withError: error)
-        }
+        try requireName(report, "--report")
+        try requireName(trace, "-o/--trace")
+        try check.validate(report: report, reportOption: "--report")
+    }
+
+    func run() throws {
         let outcome: ValgrindRun.Outcome = try reporting {
             let runner = try ValgrindRun(valgrind: valgrind, pmemFiles: pmemFile, ops: op,
                                          checkAtRelease: checkAtRelease == "yes", valgrindArguments: valgrindArg)
@@ -118,9 +78,9 @@ struct Run: ParsableCommand {
         for line in outcome.notes { printError(line) }
         var status: Int32 = 0
         do {
-            let check = try Check.parse(checkArguments + [outcome.tracePath])
-            try check.validate()
-            try check.run()
+            try reportingCheck {
+                try check.check(files: [outcome.tracePath], report: report)
+            }
         } catch let e as ExitCode {
             status = e.rawValue
         }

@@ -120,6 +120,32 @@ import PowercutOutput
         }
     }
 
+    @Test func traceNoticesAreValidToolExecutionNotifications() throws {
+        // Nothing checked, a store outside pmem, and three notes of which one is kept.
+        let quiet = try checked("""
+            pmem 0x1000 0x1000
+            op 1 begin dst=0x1000 len=8 contract=none
+            store 0x9000 8
+            clwb 0x1000
+            clwb 0x1000
+            clwb 0x1000
+            op 1 end
+            """, file: "quiet.pct", options: { var o = ReplayOptions(); o.maxFindings = 1; return o }())
+        let triage = Triage([bug, quiet])
+        let doc = try document(triage)
+        let run = (doc["runs"] as! [[String: Any]])[0]
+        let invocations = try #require(run["invocations"] as? [[String: Any]])
+        let notes = try #require(invocations[0]["toolExecutionNotifications"] as? [[String: Any]])
+        #expect(notes.map { ($0["descriptor"] as? [String: Any])?["id"] as? String } == quiet.result.notices.map(\.id))
+        #expect(notes.map { ($0["descriptor"] as? [String: Any])?["index"] as? Int } == [0, 1, 2])
+        #expect(notes.map { ($0["properties"] as? [String: Any])?["trace"] as? String } == ["quiet.pct", "quiet.pct", "quiet.pct"])
+        #expect(((notes[2]["message"] as? [String: Any])?["text"] as? String) == "quiet.pct: \(quiet.result.notices[2].message).")
+        // A run with no notice has no invocation.
+        #expect((try document(Triage([bug])))["runs"].flatMap { ($0 as? [[String: Any]])?[0]["invocations"] } == nil)
+        let problem = try sarifSchemaProblem(SARIFReport(toolVersion: "0.1.0").render(triage))
+        #expect(problem == nil, "\(problem ?? "")")
+    }
+
     @Test func urisAreEncoded() {
         #expect(sarifURI("/usr/lib/lib x.so") == "file:///usr/lib/lib%20x.so")
         #expect(sarifURI("a/b#c?d%é.pct") == "a/b%23c%3Fd%25%C3%A9.pct")
