@@ -201,8 +201,9 @@ public final class Replayer {
                 // fields they need.
                 if fast && p.pointee.kind.rawValue <= EventKind.ntstore.rawValue && p.pointee.thread == activeThread {
                     let address = p.pointee.address, size = p.pointee.size
-                    if checkBounds && (address < boundsLo || address &- boundsLo > boundsLength
-                                       || size > boundsLength &- (address &- boundsLo)) {
+                    // Below dst, `off` wraps above any length dst+len can have.
+                    let off = address &- boundsLo
+                    if checkBounds && (off > boundsLength || size > boundsLength &- off) {
                         outOfBounds(p.pointee)
                     }
                     model.store(address, size, seq: p.pointee.seq, stack: p.pointee.stack,
