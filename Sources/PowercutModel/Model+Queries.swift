@@ -29,7 +29,8 @@ extension PersistenceModel {
             }
             return false
         }
-        if lastLineNumber - firstLine < UInt64(liveCount) {
+        // A table lookup costs a few times a look at a live slot.
+        if lastLineNumber - firstLine < UInt64(liveCount / 4) {
             var line = firstLine
             while true {
                 if let s = table.find(line), check(line, s) { return true }

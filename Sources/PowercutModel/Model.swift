@@ -378,14 +378,16 @@ final class PersistenceModel {
             // The line the previous store hit (one line of at most 64 bytes, wholly in
             // non-volatile pmem, one thread, no counts): what `storeInLine` does, through
             // the slot's pointers.
-            let n = fastRecCount.pointee
-            if n < fastRecRoom {
-                fastRecSeq[Int(n)] = seq
-                fastRecStack[Int(n)] = stack
-                fastRecCount.pointee = n &+ 1
+            // Every field read before the first write through a pointer, so none is read again.
+            let count = fastRecCount, room = fastRecRoom, seqs = fastRecSeq, stacks = fastRecStack
+            let p = fastMasks, index = fastStoreIdx, pending = fastPending
+            let n = count.pointee
+            if n < room {
+                seqs[Int(n)] = seq
+                stacks[Int(n)] = stack
+                count.pointee = n &+ 1
                 let lo = Int(truncatingIfNeeded: off), hi = lo &+ Int(truncatingIfNeeded: size)
                 let m = Self.bits(lo, hi)
-                let p = fastMasks
                 p[Self.flushingMask] &= ~m
                 p[Self.queuedMask] &= ~m
                 p[Self.hintedMask] &= ~m
@@ -393,17 +395,97 @@ final class PersistenceModel {
                     p[Self.dirtyMask] &= ~m
                     p[Self.wcMask] |= m
                     p[Self.ntMask] |= m
-                    if !fastPending.pointee { markPending(fastSlot) }
                 } else {
                     p[Self.dirtyMask] |= m
                     p[Self.wcMask] &= ~m
                     p[Self.ntMask] &= ~m
                 }
-                Self.fillIndex(fastStoreIdx + lo, UInt8(truncatingIfNeeded: n), count: hi &- lo)
+                Self.fillIndex(index + lo, UInt8(truncatingIfNeeded: n), count: hi &- lo)
+                if nonTemporal && !pending.pointee { markPending(fastSlot) }
                 return
             }
         }
         storeSlowly(address, address &+ (size &- 1), size, seq: seq, stack: stack, nonTemporal: nonTemporal)
+    }
+
+    /// Applies the stores (and ntstores) of `thread` from `p` on, stopping at the first
+    /// other event, and returns where it stopped. Stores to the cached line run with the
+    /// line's masks and table count in registers; each other store goes through `store`
+    /// (which caches its line for the next ones). `outOfBounds` is called for a store that
+    /// leaves [boundsLo, boundsLo + boundsLength) when `checkBounds`, before the store.
+    @inline(__always)
+    func storeRun(_ p: UnsafePointer<Event>, _ end: UnsafePointer<Event>, thread: UInt32, checkBounds: Bool,
+                  boundsLo: UInt64, boundsLength: UInt64, outOfBounds: (Event) -> Void) -> UnsafePointer<Event> {
+        var q = p
+        while q < end {
+            // The cached line, in locals: nothing below writes the model's fields until
+            // the state is written back.
+            let base = fastBase, span = fastSpan, room = fastRecRoom
+            let seqs = fastRecSeq, stacks = fastRecStack, index = fastStoreIdx
+            let masksPointer = fastMasks, countPointer = fastRecCount
+            var n = span != 0 ? countPointer.pointee : 0
+            var dirty: UInt64 = 0, flushing: UInt64 = 0, wc: UInt64 = 0, queued: UInt64 = 0, hinted: UInt64 = 0, nt: UInt64 = 0
+            if span != 0 {
+                dirty = masksPointer[Self.dirtyMask]
+                flushing = masksPointer[Self.flushingMask]
+                wc = masksPointer[Self.wcMask]
+                queued = masksPointer[Self.queuedMask]
+                hinted = masksPointer[Self.hintedMask]
+                nt = masksPointer[Self.ntMask]
+            }
+            var anyNT = false
+            var slow = false
+            let first = n
+            while q < end {
+                let kind = q.pointee.kind
+                guard kind.rawValue <= EventKind.ntstore.rawValue && q.pointee.thread == thread else { break }
+                let address = q.pointee.address, size = q.pointee.size
+                // Below dst, `o` wraps above any length dst+len can have.
+                let o = address &- boundsLo
+                if checkBounds && (o > boundsLength || size > boundsLength &- o) { outOfBounds(q.pointee) }
+                let off = address &- base
+                guard off < span && size <= span &- off && n < room else {
+                    slow = true
+                    break
+                }
+                seqs[Int(n)] = q.pointee.seq
+                stacks[Int(n)] = q.pointee.stack
+                let lo = Int(truncatingIfNeeded: off), hi = lo &+ Int(truncatingIfNeeded: size)
+                let m = Self.bits(lo, hi)
+                flushing &= ~m
+                queued &= ~m
+                hinted &= ~m
+                if kind == .ntstore {
+                    dirty &= ~m
+                    wc |= m
+                    nt |= m
+                    anyNT = true
+                } else {
+                    dirty |= m
+                    wc &= ~m
+                    nt &= ~m
+                }
+                Self.fillIndex(index + lo, UInt8(truncatingIfNeeded: n), count: hi &- lo)
+                n &+= 1
+                q += 1
+            }
+            if n != first {
+                countPointer.pointee = n
+                masksPointer[Self.dirtyMask] = dirty
+                masksPointer[Self.flushingMask] = flushing
+                masksPointer[Self.wcMask] = wc
+                masksPointer[Self.queuedMask] = queued
+                masksPointer[Self.hintedMask] = hinted
+                masksPointer[Self.ntMask] = nt
+                if anyNT { markPending(fastSlot) }
+            }
+            guard slow else { return q }
+            // Its bounds are checked: the general path, then on with the line it caches.
+            store(q.pointee.address, q.pointee.size, seq: q.pointee.seq, stack: q.pointee.stack,
+                  nonTemporal: q.pointee.kind == .ntstore)
+            q += 1
+        }
+        return q
     }
 
     /// Forgets the fast path's line (see `fastBase`).
@@ -462,6 +544,14 @@ final class PersistenceModel {
     @inline(never)
     func storeSlowly(_ address: UInt64, _ last: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
         dropFastLine()
+        if fastStores && address >= hotLo && last <= hotHi && address >> lineShift == last >> lineShift {
+            // One line in the range the last store hit: the line's first store, or the
+            // first since something else touched the model.
+            storeInLine(slot(forLine: address >> lineShift, create: true)!, address, last, seq: seq, stack: stack,
+                        nonTemporal: nonTemporal)
+            cacheFastLine(address)
+            return
+        }
         if let r = rangeIndex(containing: address), last <= rangeLast[r] {
             if !rangeVolatile[r] {
                 hotLo = rangeBase[r]

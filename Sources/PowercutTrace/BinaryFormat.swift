@@ -592,7 +592,31 @@ final class BinaryTraceReader {
             self.seq = seq
             self.knownStack = knownStack
         }
+        var repeated = self.repeated
+        defer { self.repeated = repeated }
         while n < max && pos <= limit {
+            let word = UnsafeRawPointer(buf + pos).loadUnaligned(as: UInt32.self)
+            if word & repeated.mask == repeated.bytes {
+                // The same bytes as the last short record: the same kind, delta, size and
+                // stack, all checked then; only the address moves on.
+                var address: UInt64 = 0
+                var next = prev
+                if repeated.mode != 0 {
+                    address = prev &+ repeated.delta
+                    next = address
+                    if repeated.mode == 2 {
+                        guard address &+ (repeated.size &- 1) >= address else { return n }
+                        next = address &+ repeated.size
+                    }
+                }
+                (out + n).initialize(to: Event(kind: repeated.kind, seq: seq, address: address, size: repeated.size,
+                                               stack: repeated.stack, thread: thread))
+                n &+= 1
+                seq &+= 1
+                pos &+= repeated.length
+                prev = next
+                continue
+            }
             let tag = buf[pos]
             let code = tag & 0x1F
             var p = pos &+ 1
@@ -649,13 +673,24 @@ final class BinaryTraceReader {
                 guard s &- 1 < UInt64(UInt32.max) else { return n }
                 stack = UInt32(truncatingIfNeeded: s)
                 if stack != knownStack {
-                    // A stack not seen before: the validator checks it is defined.
-                    guard newStack(code, seq: seq, address: address, size: size, stack: stack, thread: thread) else { return n }
+                    if stack >= 64 || knownLowStacks & (1 << UInt64(stack)) == 0 {
+                        // A stack not seen before: the validator checks it is defined.
+                        guard newStack(code, seq: seq, address: address, size: size, stack: stack, thread: thread)
+                        else { return n }
+                        if stack < 64 { knownLowStacks |= 1 << UInt64(stack) }
+                    }
                     knownStack = stack
                 }
             }
             (out + n).initialize(to: Event(kind: EventKind(unchecked: code), seq: seq, address: address, size: size,
                                            stack: stack, thread: thread))
+            if p &- pos <= 4 {
+                let length = p &- pos
+                repeated = RepeatedRecord(
+                    bytes: word & (UInt32.max >> UInt32(32 &- 8 &* length)), mask: UInt32.max >> UInt32(32 &- 8 &* length),
+                    length: length, kind: EventKind(unchecked: code),
+                    mode: code <= 1 ? 2 : code <= 4 ? 1 : 0, delta: address &- prev, size: size, stack: stack)
+            }
             n &+= 1
             seq &+= 1
             pos = p
@@ -663,6 +698,25 @@ final class BinaryTraceReader {
         }
         return n
     }
+
+    /// A short store, write-back or fence record the fast path decoded and accepted:
+    /// the next record with the same bytes is the same event at the next address.
+    struct RepeatedRecord {
+        /// The record's bytes (little-endian, at most 4) and the mask that selects them;
+        /// a mask of 0 with bytes of 1 matches nothing.
+        var bytes: UInt32 = 1
+        var mask: UInt32 = 0
+        var length = 0
+        var kind = EventKind.sfence
+        /// 0: no address (a fence); 1: address = prev + delta (a write-back);
+        /// 2: the same, and the running address moves past the store's SIZE bytes.
+        var mode: UInt8 = 0
+        var delta: UInt64 = 0
+        var size: UInt64 = 0
+        var stack: UInt32 = 0
+    }
+
+    private var repeated = RepeatedRecord()
 
     /// The first event with a stack the fast path has not seen: whether the validator
     /// accepts it (the stack is defined).
@@ -737,8 +791,10 @@ final class BinaryTraceReader {
         return v
     }
 
-    /// The stack the fast path last saw accepted: events with it need no stack check.
+    /// The stack the fast path last saw accepted, and the accepted IDs below 64 (one
+    /// bit each): events with them need no stack check (a defined stack stays defined).
     private var knownStack: UInt32 = 0
+    private var knownLowStacks: UInt64 = 0
 
     /// The raw bytes of the op name read last and its index, so a trace of one routine's
     /// calls interns its name once.

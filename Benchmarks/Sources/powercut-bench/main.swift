@@ -135,7 +135,20 @@ func replay(path: String) throws {
         \(path) (\(reader.form.rawValue)): \(result.events) events in \(String(format: "%.2f", seconds)) s = \(String(format: "%.1f", rate)) M events/s
           reading \(String(format: "%.2f", readTime)) s, model \(String(format: "%.2f", seconds - readTime)) s
           findings: \(result.errors) errors, \(result.warnings) warnings, \(result.notes) notes; peak live lines \(result.peakLiveLines); max RSS \(String(format: "%.0f", maxRSSMiB())) MiB
+          findings digest \(digest(result.findings))
         """)
+}
+
+/// FNV-1a over every finding as printed by `dump`: two builds that agree on it agree
+/// on every verdict, range and event number.
+func digest(_ findings: [Finding]) -> String {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for f in findings {
+        var text = ""
+        dump(f, to: &text)
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    }
+    return String(h, radix: 16)
 }
 
 /// Reads every event and touches it, nothing more: what replay cannot beat.
