@@ -9,23 +9,28 @@ extension PersistenceModel {
     /// Whether [first, last] holds any byte in the given states; no allocation, so the
     /// contracts of clean ops cost little.
     func hasRisk(_ first: UInt64, _ last: UInt64, states: StateSet) -> Bool {
-        if live.isEmpty { return false }
+        if liveCount == 0 { return false }
         let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
         let lineMask = UInt64(lineSize - 1)
-        func check(_ line: UInt64, _ s: Int32) -> Bool {
+        let words = wordsPerLine
+        let dirty = states.contains(.dirty), flushing = states.contains(.flushing)
+        let wc = states.contains(.wc), queued = states.contains(.queued)
+        @inline(__always) func check(_ line: UInt64, _ s: Int32) -> Bool {
             let lo = line == firstLine ? Int(first & lineMask) : 0
             let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
+            let base = masks + Int(s) &* Self.maskCount &* words
             for w in (lo >> 6)...((hi - 1) >> 6) {
                 var m: UInt64 = 0
-                if states.contains(.dirty) { m |= maskPointer(s, Self.dirtyMask)[w] }
-                if states.contains(.flushing) { m |= maskPointer(s, Self.flushingMask)[w] }
-                if states.contains(.wc) { m |= maskPointer(s, Self.wcMask)[w] }
-                if states.contains(.queued) { m |= maskPointer(s, Self.queuedMask)[w] }
-                if m & Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6)) != 0 { return true }
+                if dirty { m |= base[Self.dirtyMask &* words &+ w] }
+                if flushing { m |= base[Self.flushingMask &* words &+ w] }
+                if wc { m |= base[Self.wcMask &* words &+ w] }
+                if queued { m |= base[Self.queuedMask &* words &+ w] }
+                if m != 0 && m & Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6)) != 0 { return true }
             }
             return false
         }
-        if lastLineNumber - firstLine < UInt64(live.count) {
+        // A table lookup costs a few times a look at a live slot.
+        if lastLineNumber - firstLine < UInt64(liveCount / 4) {
             var line = firstLine
             while true {
                 if let s = table.find(line), check(line, s) { return true }

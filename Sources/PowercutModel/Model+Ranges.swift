@@ -57,6 +57,7 @@ extension PersistenceModel {
     /// `pmem` between events: a range tracked from here on. The reader has checked that
     /// it overlaps no range tracked now.
     func addRange(_ r: PmemRange) {
+        dropFastLine()
         guard r.length > 0 else { return }
         if rangeCount == rangeCapacity {
             let c = rangeCapacity * 2
@@ -88,6 +89,7 @@ extension PersistenceModel {
     /// stops being tracked and its bytes' states are dropped. False when no such range.
     @discardableResult
     func removeRange(base: UInt64, length: UInt64) -> Bool {
+        dropFastLine()
         let i = firstRange(after: base) - 1
         guard i >= 0, rangeBase[i] == base, ranges[i].length == length else { return false }
         dropStates(base, rangeLast[i])
@@ -105,6 +107,7 @@ extension PersistenceModel {
 
     /// Forgets the state of every byte of [first, last].
     func dropStates(_ first: UInt64, _ last: UInt64) {
+        dropFastLine()
         let lineMask = UInt64(lineSize - 1)
         let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
         for (line, s) in slots(firstLine, lastLineNumber) {

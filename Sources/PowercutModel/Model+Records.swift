@@ -30,6 +30,26 @@ extension PersistenceModel {
     }
 
     /// The bytes of word w set in `bytes` were moved by event record r.
+    /// Sets `count` one-byte indices from `p` to `r`, eight at a time: stores are mostly
+    /// a few bytes, too short for memset.
+    @inline(__always)
+    static func fillIndex(_ p: UnsafeMutableRawPointer, _ r: UInt8, count n: Int) {
+        let pattern = UInt64(r) &* 0x0101_0101_0101_0101
+        if n == 8 {
+            p.storeBytes(of: pattern, as: UInt64.self)
+            return
+        }
+        var i = 0
+        while i &+ 8 <= n {
+            p.storeBytes(of: pattern, toByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        while i < n {
+            p.storeBytes(of: r, toByteOffset: i, as: UInt8.self)
+            i &+= 1
+        }
+    }
+
     @inline(__always)
     func setVia(_ s: Int32, _ w: Int, _ bytes: UInt64, _ r: Int) {
         var b = bytes

@@ -56,6 +56,7 @@ extension PersistenceModel {
 
     /// Drops a slot whose bytes are all durable.
     func release(_ s: Int32) {
+        dropFastLine()
         if isPending[Int(s)] { removeFromPending(s) }
         let line = lineOf[Int(s)]
         table.remove(line)
@@ -69,7 +70,11 @@ extension PersistenceModel {
         }
         livePosition[Int(s)] = -1
         let m = masks + Int(s) * Self.maskCount * wordsPerLine
-        m.update(repeating: 0, count: Self.maskCount * wordsPerLine)
+        if wordsPerLine == 1 {
+            for k in 0..<Self.maskCount { m[k] = 0 }
+        } else {
+            m.update(repeating: 0, count: Self.maskCount * wordsPerLine)
+        }
         if tagHead[Int(s)] >= 0 { freeTags(s) }
         recCount[Int(s)] = 0
         recLimit[Int(s)] = Int32(Self.inlineRecords)

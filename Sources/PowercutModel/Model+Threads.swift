@@ -6,6 +6,7 @@ extension PersistenceModel {
 
     /// The thread of the events that follow.
     func setThread(_ t: UInt32) {
+        dropFastLine()
         thread = t
         guard !multi, t != soleThread else { return }
         if live.isEmpty { soleThread = t } else { enterMulti() }
@@ -15,6 +16,7 @@ extension PersistenceModel {
     func enterMulti() {
         multi = true
         fastStores = false
+        dropFastLine()
         for s in live {
             let tg = makeTag(s, soleThread)
             var needsFence = false

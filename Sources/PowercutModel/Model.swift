@@ -210,6 +210,23 @@ final class PersistenceModel {
     var hotHi: UInt64 = 0
     var fastStores = false
 
+    // The fast path's line: a store that falls wholly inside [fastBase, fastBase +
+    // fastSpan) goes straight to the slot these pointers name. fastSpan is the line
+    // size while the cache holds, 0 when it does not. Only a store sets it up, and every
+    // other call that changes the model drops it (`dropFastLine`), so it never names
+    // a slot that moved, was released or changed its table limit.
+    var fastBase: UInt64 = 0
+    var fastSpan: UInt64 = 0
+    var fastSlot: Int32 = -1
+    var fastMasks: UnsafeMutablePointer<UInt64>
+    var fastStoreIdx: UnsafeMutableRawPointer
+    var fastRecSeq: UnsafeMutablePointer<UInt64>
+    var fastRecStack: UnsafeMutablePointer<UInt32>
+    var fastRecCount: UnsafeMutablePointer<Int32>
+    /// Records the slot's inline table takes before the general path must compact it.
+    var fastRecRoom: Int32 = 0
+    var fastPending: UnsafeMutablePointer<Bool>
+
     // Threads. While every event comes from one thread (`soleThread`) the masks say all
     // there is. From the first event of a second thread on (`multi`), each live line
     // also has a tag per thread that touched it: `owned` (at-risk bytes whose newest
@@ -280,6 +297,13 @@ final class PersistenceModel {
         tagHead = .allocate(capacity: 0)
         freeSlots = .allocate(capacity: 0)
         liveSlots = .allocate(capacity: 0)
+        // Unused until a store sets the fast line up (fastSpan is 0).
+        fastMasks = masks
+        fastStoreIdx = storeIdx
+        fastRecSeq = recSeq
+        fastRecStack = recStack
+        fastRecCount = recCount
+        fastPending = isPending
         growSlots(to: 64)
     }
 
@@ -306,6 +330,7 @@ final class PersistenceModel {
     }
 
     func growSlots(to newCapacity: Int) {
+        dropFastLine()
         func grow<T>(_ p: inout UnsafeMutablePointer<T>, _ per: Int, _ fill: T) {
             let q = UnsafeMutablePointer<T>.allocate(capacity: newCapacity * per)
             q.initialize(repeating: fill, count: newCapacity * per)
@@ -348,13 +373,147 @@ final class PersistenceModel {
     /// declared pmem are tracked.
     @inline(__always)
     func store(_ address: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
-        let last = address &+ (size &- 1)
-        let line = address &>> lineShift
-        if fastStores && line == lastLine && last &>> lineShift == line && address >= hotLo && last <= hotHi {
-            storeInLine(lastSlot, address, last, seq: seq, stack: stack, nonTemporal: nonTemporal)
-            return
+        let off = address &- fastBase
+        if off < fastSpan && size <= fastSpan &- off {
+            // The line the previous store hit (one line of at most 64 bytes, wholly in
+            // non-volatile pmem, one thread, no counts): what `storeInLine` does, through
+            // the slot's pointers.
+            // Every field read before the first write through a pointer, so none is read again.
+            let count = fastRecCount, room = fastRecRoom, seqs = fastRecSeq, stacks = fastRecStack
+            let p = fastMasks, index = fastStoreIdx, pending = fastPending
+            let n = count.pointee
+            if n < room {
+                seqs[Int(n)] = seq
+                stacks[Int(n)] = stack
+                count.pointee = n &+ 1
+                let lo = Int(truncatingIfNeeded: off), hi = lo &+ Int(truncatingIfNeeded: size)
+                let m = Self.bits(lo, hi)
+                p[Self.flushingMask] &= ~m
+                p[Self.queuedMask] &= ~m
+                p[Self.hintedMask] &= ~m
+                if nonTemporal {
+                    p[Self.dirtyMask] &= ~m
+                    p[Self.wcMask] |= m
+                    p[Self.ntMask] |= m
+                } else {
+                    p[Self.dirtyMask] |= m
+                    p[Self.wcMask] &= ~m
+                    p[Self.ntMask] &= ~m
+                }
+                Self.fillIndex(index + lo, UInt8(truncatingIfNeeded: n), count: hi &- lo)
+                if nonTemporal && !pending.pointee { markPending(fastSlot) }
+                return
+            }
         }
-        storeSlowly(address, last, size, seq: seq, stack: stack, nonTemporal: nonTemporal)
+        storeSlowly(address, address &+ (size &- 1), size, seq: seq, stack: stack, nonTemporal: nonTemporal)
+    }
+
+    /// Applies the stores (and ntstores) of `thread` from `p` on, stopping at the first
+    /// other event, and returns where it stopped. Stores to the cached line run with the
+    /// line's masks and table count in registers; each other store goes through `store`
+    /// (which caches its line for the next ones). `outOfBounds` is called for a store that
+    /// leaves [boundsLo, boundsLo + boundsLength) when `checkBounds`, before the store.
+    @inline(__always)
+    func storeRun(_ p: UnsafePointer<Event>, _ end: UnsafePointer<Event>, thread: UInt32, checkBounds: Bool,
+                  boundsLo: UInt64, boundsLength: UInt64, outOfBounds: (Event) -> Void) -> UnsafePointer<Event> {
+        var q = p
+        while q < end {
+            // The cached line, in locals: nothing below writes the model's fields until
+            // the state is written back.
+            let base = fastBase, span = fastSpan, room = fastRecRoom
+            let seqs = fastRecSeq, stacks = fastRecStack, index = fastStoreIdx
+            let masksPointer = fastMasks, countPointer = fastRecCount
+            var n = span != 0 ? countPointer.pointee : 0
+            var dirty: UInt64 = 0, flushing: UInt64 = 0, wc: UInt64 = 0, queued: UInt64 = 0, hinted: UInt64 = 0, nt: UInt64 = 0
+            if span != 0 {
+                dirty = masksPointer[Self.dirtyMask]
+                flushing = masksPointer[Self.flushingMask]
+                wc = masksPointer[Self.wcMask]
+                queued = masksPointer[Self.queuedMask]
+                hinted = masksPointer[Self.hintedMask]
+                nt = masksPointer[Self.ntMask]
+            }
+            var anyNT = false
+            var slow = false
+            let first = n
+            while q < end {
+                let kind = q.pointee.kind
+                guard kind.rawValue <= EventKind.ntstore.rawValue && q.pointee.thread == thread else { break }
+                let address = q.pointee.address, size = q.pointee.size
+                // Below dst, `o` wraps above any length dst+len can have.
+                let o = address &- boundsLo
+                if checkBounds && (o > boundsLength || size > boundsLength &- o) { outOfBounds(q.pointee) }
+                let off = address &- base
+                guard off < span && size <= span &- off && n < room else {
+                    slow = true
+                    break
+                }
+                seqs[Int(n)] = q.pointee.seq
+                stacks[Int(n)] = q.pointee.stack
+                let lo = Int(truncatingIfNeeded: off), hi = lo &+ Int(truncatingIfNeeded: size)
+                let m = Self.bits(lo, hi)
+                flushing &= ~m
+                queued &= ~m
+                hinted &= ~m
+                if kind == .ntstore {
+                    dirty &= ~m
+                    wc |= m
+                    nt |= m
+                    anyNT = true
+                } else {
+                    dirty |= m
+                    wc &= ~m
+                    nt &= ~m
+                }
+                Self.fillIndex(index + lo, UInt8(truncatingIfNeeded: n), count: hi &- lo)
+                n &+= 1
+                q += 1
+            }
+            if n != first {
+                countPointer.pointee = n
+                masksPointer[Self.dirtyMask] = dirty
+                masksPointer[Self.flushingMask] = flushing
+                masksPointer[Self.wcMask] = wc
+                masksPointer[Self.queuedMask] = queued
+                masksPointer[Self.hintedMask] = hinted
+                masksPointer[Self.ntMask] = nt
+                if anyNT { markPending(fastSlot) }
+            }
+            guard slow else { return q }
+            // Its bounds are checked: the general path, then on with the line it caches.
+            store(q.pointee.address, q.pointee.size, seq: q.pointee.seq, stack: q.pointee.stack,
+                  nonTemporal: q.pointee.kind == .ntstore)
+            q += 1
+        }
+        return q
+    }
+
+    /// Forgets the fast path's line (see `fastBase`).
+    @inline(__always)
+    func dropFastLine() {
+        fastSpan = 0
+        fastSlot = -1
+    }
+
+    /// After a store to one line in the non-volatile range [hotLo, hotHi]: the next
+    /// stores to that line take the fast path, if the whole line lies in the range.
+    @inline(__always)
+    func cacheFastLine(_ address: UInt64) {
+        let base = address & ~UInt64(lineSize &- 1)
+        guard fastStores, base >= hotLo, base &+ UInt64(lineSize &- 1) <= hotHi, lastLine == base >> lineShift,
+              lastSlot >= 0
+        else { return }
+        let s = Int(lastSlot)
+        fastBase = base
+        fastSpan = UInt64(lineSize)
+        fastSlot = lastSlot
+        fastMasks = masks + s &* Self.maskCount
+        fastStoreIdx = storeIdx + s &* lineSize
+        fastRecSeq = recSeq + s &* Self.inlineRecords
+        fastRecStack = recStack + s &* Self.inlineRecords
+        fastRecCount = recCount + s
+        fastRecRoom = min(Int32(Self.inlineRecords), recLimit[s])
+        fastPending = isPending + s
     }
 
     /// The fast path: a store within one line of at most 64 bytes, one thread, no counts.
@@ -384,11 +543,21 @@ final class PersistenceModel {
 
     @inline(never)
     func storeSlowly(_ address: UInt64, _ last: UInt64, _ size: UInt64, seq: UInt64, stack: UInt32, nonTemporal: Bool) {
+        dropFastLine()
+        if fastStores && address >= hotLo && last <= hotHi && address >> lineShift == last >> lineShift {
+            // One line in the range the last store hit: the line's first store, or the
+            // first since something else touched the model.
+            storeInLine(slot(forLine: address >> lineShift, create: true)!, address, last, seq: seq, stack: stack,
+                        nonTemporal: nonTemporal)
+            cacheFastLine(address)
+            return
+        }
         if let r = rangeIndex(containing: address), last <= rangeLast[r] {
             if !rangeVolatile[r] {
                 hotLo = rangeBase[r]
                 hotHi = rangeLast[r]
                 storeTracked(address, last, seq: seq, stack: stack, nonTemporal: nonTemporal)
+                if address >> lineShift == last >> lineShift { cacheFastLine(address) }
             }
         } else {
             var covered: UInt64 = 0
@@ -412,6 +581,7 @@ final class PersistenceModel {
     /// --nt-evicts: a non-temporal store evicts its line with the line's dirty bytes,
     /// which become flushing (covered by the storing thread).
     func evict(_ s: Int32, seq: UInt64) {
+        dropFastLine()
         let dirty = maskPointer(s, Self.dirtyMask), flushing = maskPointer(s, Self.flushingMask)
         var any = false
         for w in 0..<wordsPerLine where dirty[w] != 0 { any = true }
@@ -493,6 +663,7 @@ final class PersistenceModel {
 
     /// clwb, clflushopt or clflush of the line containing `address`.
     func writeBack(_ address: UInt64, kind: EventKind, seq: UInt64) -> WriteBackOutcome {
+        dropFastLine()
         let line = address >> lineShift
         let s = slot(forLine: line, create: false)
         if s == nil {
@@ -541,6 +712,7 @@ final class PersistenceModel {
 
     /// sfence, mfence or any other full barrier, by the current thread.
     func fence(seq: UInt64) {
+        dropFastLine()
         if multi {
             fenceByThread(seq: seq)
             return
@@ -548,6 +720,18 @@ final class PersistenceModel {
         switch domain {
         case .adr:
             swap(&pending, &visiting)
+            if wordsPerLine == 1 && !counting {
+                // The usual lines: one word per mask, no counts.
+                for s in visiting {
+                    isPending[Int(s)] = false
+                    let m = masks + Int(s) &* Self.maskCount
+                    m[Self.flushingMask] = 0
+                    m[Self.wcMask] = 0
+                    if m[Self.dirtyMask] | m[Self.queuedMask] == 0 { release(s) }
+                }
+                visiting.removeAll(keepingCapacity: true)
+                return
+            }
             for s in visiting {
                 isPending[Int(s)] = false
                 let flushing = maskPointer(s, Self.flushingMask), wc = maskPointer(s, Self.wcMask)
@@ -671,6 +855,7 @@ final class PersistenceModel {
     /// A write to a flush-hint address (wpq): the bytes queued now go to the media at
     /// the next fence.
     func wpqFlush(seq: UInt64) {
+        dropFastLine()
         guard domain == .wpq else { return }
         for s in pending {
             let queued = maskPointer(s, Self.queuedMask), hinted = maskPointer(s, Self.hintedMask)

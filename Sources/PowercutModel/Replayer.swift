@@ -197,21 +197,17 @@ public final class Replayer {
             guard var p = buffer.baseAddress else { return }
             let end = p + buffer.count
             while p < end {
-                // Stores are most events: they take the short way, reading only the
-                // fields they need.
+                // Stores are most events: they take the short way, runs of them through
+                // the model's line cache.
                 if fast && p.pointee.kind.rawValue <= EventKind.ntstore.rawValue && p.pointee.thread == activeThread {
-                    let address = p.pointee.address, size = p.pointee.size
-                    if checkBounds && (address < boundsLo || address &- boundsLo > boundsLength
-                                       || size > boundsLength &- (address &- boundsLo)) {
-                        outOfBounds(p.pointee)
-                    }
-                    model.store(address, size, seq: p.pointee.seq, stack: p.pointee.stack,
-                                nonTemporal: p.pointee.kind == .ntstore)
-                    events &+= 1
+                    let start = p
+                    p = model.storeRun(p, end, thread: activeThread, checkBounds: checkBounds, boundsLo: boundsLo,
+                                       boundsLength: boundsLength) { outOfBounds($0) }
+                    events &+= UInt64(p - start)
                 } else {
                     applyOther(p.pointee)
+                    p += 1
                 }
-                p += 1
             }
         }
     }
@@ -318,6 +314,11 @@ public final class Replayer {
     /// A fence of the active thread: the drain point of every flushcache op of that
     /// thread waiting for one (in wpq, of those followed by a flush-hint write).
     private func drain(at e: Event) {
+        if domain != .wpq && model.liveLines == 0 {
+            // Nothing is at risk anywhere: every waiting op is durable.
+            awaitingDrain.removeAll(keepingCapacity: true)
+            return
+        }
         if domain != .wpq {
             for w in awaitingDrain {
                 let op = w.op

@@ -571,95 +571,230 @@ final class BinaryTraceReader {
     /// write-backs, fences, ops whose name is the last one seen. Stops at anything else
     /// (or anything wrong) with the record unread, for the general path to decode or
     /// reject; so every check stays in one place.
+    ///
+    /// The checks a store, write-back or fence needs are made here (a store's SIZE, a
+    /// stack seen before); the validator sees the markers and the first event of each
+    /// stack, which is all it would act on.
     @inline(__always)
     private func fastEvents(_ out: UnsafeMutablePointer<Event>, _ first: Int, _ max: Int) -> Int {
         var n = first
-        let buf = input.buffer
+        let buf = UnsafePointer(input.buffer)
         var pos = input.position
-        let limit = input.end - 64
+        let end = input.end
+        let limit = end - 64
         var prev = self.prev
         var seq = self.seq
+        var knownStack = self.knownStack
         let thread = self.thread
         defer {
             input.position = pos
             self.prev = prev
             self.seq = seq
+            self.knownStack = knownStack
         }
-        @inline(__always) func varint(_ p: inout Int) -> UInt64? {
-            var b = buf[p]
-            p += 1
-            if b < 0x80 { return UInt64(b) }
-            var v = UInt64(b & 0x7F)
-            var shift: UInt64 = 7
-            repeat {
-                b = buf[p]
-                p += 1
-                if shift == 63 && b > 1 { return nil }
-                v |= UInt64(b & 0x7F) << shift
-                shift += 7
-            } while b >= 0x80
-            return v
-        }
+        var repeated = self.repeated
+        defer { self.repeated = repeated }
         while n < max && pos <= limit {
-            let tag = buf[pos]
-            guard tag & 0xA0 == 0x20 else { break }  // an event without data
-            var p = pos + 1
-            var e = Event(kind: .sfence, seq: seq)
-            e.thread = thread
-            switch tag & 0x1F {
-            case 0, 1:
-                guard let d = varint(&p), let size = varint(&p) else { return n }
-                e.kind = tag & 1 == 0 ? .store : .ntstore
-                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
-                e.size = size
-                prev = e.address &+ size
-            case 2, 3, 4:
-                guard let d = varint(&p) else { return n }
-                e.kind = EventKind(rawValue: tag & 0x1F)!
-                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
-                prev = e.address
-            case 5, 6, 7, 8:
-                e.kind = EventKind(rawValue: tag & 0x1F)!
-            case 9:
-                guard pos + 100 <= input.end, let id = varint(&p), let d = varint(&p), let len = varint(&p) else { return n }
-                let flags = buf[p]
-                p += 1
-                // Only the usual shape: no src, contract written or not, a name that
-                // is the last one seen.
-                guard flags & 0xE1 == 0, flags & 4 != 0 || flags >> 3 == 0, let c = Contract(rawValue: flags >> 3) else { return n }
-                e.kind = .opBegin
-                e.op = id
-                e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
-                e.size = len
-                e.contract = c
-                if flags & 4 != 0 { e.flags = Event.Flags.explicitContract }
-                if flags & 2 != 0 {
-                    guard let count = varint(&p), count == UInt64(lastName.count), count <= 32, p + Int(count) <= input.end,
-                          lastName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, buf + p, Int(count)) == 0 })
-                    else { return n }
-                    p += Int(count)
-                    e.name = lastNameIndex
+            let word = UnsafeRawPointer(buf + pos).loadUnaligned(as: UInt32.self)
+            if word & repeated.mask == repeated.bytes {
+                // The same bytes as the last short record: the same kind, delta, size and
+                // stack, all checked then; only the address moves on.
+                var address: UInt64 = 0
+                var next = prev
+                if repeated.mode != 0 {
+                    address = prev &+ repeated.delta
+                    next = address
+                    if repeated.mode == 2 {
+                        guard address &+ (repeated.size &- 1) >= address else { return n }
+                        next = address &+ repeated.size
+                    }
                 }
-                prev = e.address
-            case 10:
-                guard let id = varint(&p) else { return n }
-                e.kind = .opEnd
-                e.op = id
-            default:
-                return n
+                (out + n).initialize(to: Event(kind: repeated.kind, seq: seq, address: address, size: repeated.size,
+                                               stack: repeated.stack, thread: thread))
+                n &+= 1
+                seq &+= 1
+                pos &+= repeated.length
+                prev = next
+                continue
             }
+            let tag = buf[pos]
+            let code = tag & 0x1F
+            var p = pos &+ 1
+            var address: UInt64 = 0, size: UInt64 = 0
+            // The running address after this record, kept only if the record is.
+            var next = prev
+            if tag & 0xBE == 0x20 {
+                // store/ntstore without data; usually a one-byte delta and size.
+                let d = buf[p], z = buf[p &+ 1]
+                if d | z < 0x80 {
+                    p &+= 2
+                    address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(UInt64(d)))
+                    size = UInt64(z)
+                } else {
+                    guard let dv = Self.varint(buf, &p), let zv = Self.varint(buf, &p) else { return n }
+                    address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(dv))
+                    size = zv
+                }
+                guard size &- 1 < TraceValidator.maxStoreSize, address &+ (size &- 1) >= address else { return n }
+                next = address &+ size
+            } else if tag & 0xA0 == 0x20 && code &- 2 < 3 {
+                // clwb/clflushopt/clflush
+                let d = buf[p]
+                if d < 0x80 {
+                    p &+= 1
+                    address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(UInt64(d)))
+                } else {
+                    guard let dv = Self.varint(buf, &p) else { return n }
+                    address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(dv))
+                }
+                next = address
+            } else if tag & 0xA0 == 0x20 && code &- 5 < 4 {
+                // sfence/mfence/fence/wpqflush: no fields
+            } else if tag & 0xA0 == 0x20 && code &- 9 < 2 {
+                guard fastOp(tag, buf, &p, end, out + n, prev: &prev, seq: seq, thread: thread, knownStack: &knownStack)
+                else { return n }
+                n &+= 1
+                seq &+= 1
+                pos = p
+                continue
+            } else {
+                break
+            }
+            var stack: UInt32 = 0
             if tag & BinaryFormat.Tag.hasStack != 0 {
-                guard let s = varint(&p), s > 0 && s <= UInt64(UInt32.max) else { return n }
-                e.stack = UInt32(s)
+                let b = buf[p]
+                var s = UInt64(b)
+                if b < 0x80 {
+                    p &+= 1
+                } else {
+                    guard let v = Self.varint(buf, &p) else { return n }
+                    s = v
+                }
+                guard s &- 1 < UInt64(UInt32.max) else { return n }
+                stack = UInt32(truncatingIfNeeded: s)
+                if stack != knownStack {
+                    if stack >= 64 || knownLowStacks & (1 << UInt64(stack)) == 0 {
+                        // A stack not seen before: the validator checks it is defined.
+                        guard newStack(code, seq: seq, address: address, size: size, stack: stack, thread: thread)
+                        else { return n }
+                        if stack < 64 { knownLowStacks |= 1 << UInt64(stack) }
+                    }
+                    knownStack = stack
+                }
             }
-            if validator.event(e, at: .event(seq)) != nil { return n }  // the general path says why
-            out[n] = e
-            n += 1
-            seq += 1
+            (out + n).initialize(to: Event(kind: EventKind(unchecked: code), seq: seq, address: address, size: size,
+                                           stack: stack, thread: thread))
+            if p &- pos <= 4 {
+                let length = p &- pos
+                repeated = RepeatedRecord(
+                    bytes: word & (UInt32.max >> UInt32(32 &- 8 &* length)), mask: UInt32.max >> UInt32(32 &- 8 &* length),
+                    length: length, kind: EventKind(unchecked: code),
+                    mode: code <= 1 ? 2 : code <= 4 ? 1 : 0, delta: address &- prev, size: size, stack: stack)
+            }
+            n &+= 1
+            seq &+= 1
             pos = p
+            prev = next
         }
         return n
     }
+
+    /// A short store, write-back or fence record the fast path decoded and accepted:
+    /// the next record with the same bytes is the same event at the next address.
+    struct RepeatedRecord {
+        /// The record's bytes (little-endian, at most 4) and the mask that selects them;
+        /// a mask of 0 with bytes of 1 matches nothing.
+        var bytes: UInt32 = 1
+        var mask: UInt32 = 0
+        var length = 0
+        var kind = EventKind.sfence
+        /// 0: no address (a fence); 1: address = prev + delta (a write-back);
+        /// 2: the same, and the running address moves past the store's SIZE bytes.
+        var mode: UInt8 = 0
+        var delta: UInt64 = 0
+        var size: UInt64 = 0
+        var stack: UInt32 = 0
+    }
+
+    private var repeated = RepeatedRecord()
+
+    /// The first event with a stack the fast path has not seen: whether the validator
+    /// accepts it (the stack is defined).
+    @inline(never)
+    private func newStack(_ code: UInt8, seq: UInt64, address: UInt64, size: UInt64, stack: UInt32,
+                          thread: UInt32) -> Bool {
+        let e = Event(kind: EventKind(unchecked: code), seq: seq, address: address, size: size, stack: stack,
+                      thread: thread)
+        return validator.event(e, at: .event(seq)) == nil
+    }
+
+    /// An op begin or end at `p` (tag read), in its usual shape: a begin with no
+    /// source and a name that is the last one seen; checked by the validator and
+    /// written to `out`. False (nothing consumed that counts) for anything else.
+    @inline(never)
+    private func fastOp(_ tag: UInt8, _ buf: UnsafePointer<UInt8>, _ p: inout Int, _ end: Int,
+                        _ out: UnsafeMutablePointer<Event>, prev: inout UInt64, seq: UInt64, thread: UInt32,
+                        knownStack: inout UInt32) -> Bool {
+        guard p + 100 <= end else { return false }
+        var e = Event(kind: .opEnd, seq: seq)
+        e.thread = thread
+        if tag & 0x1F == 10 {
+            guard let id = Self.varint(buf, &p) else { return false }
+            e.op = id
+        } else {
+            guard let id = Self.varint(buf, &p), let d = Self.varint(buf, &p), let len = Self.varint(buf, &p) else { return false }
+            let flags = buf[p]
+            p += 1
+            // Only the usual shape: no src, contract written or not, a name that
+            // is the last one seen.
+            guard flags & 0xE1 == 0, flags & 4 != 0 || flags >> 3 == 0, let c = Contract(rawValue: flags >> 3) else { return false }
+            e.kind = .opBegin
+            e.op = id
+            e.address = prev &+ UInt64(bitPattern: BinaryFormat.unzigzag(d))
+            e.size = len
+            e.contract = c
+            if flags & 4 != 0 { e.flags = Event.Flags.explicitContract }
+            if flags & 2 != 0 {
+                guard let count = Self.varint(buf, &p), count == UInt64(lastName.count), count <= 32, p + Int(count) <= end,
+                      lastName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, buf + p, Int(count)) == 0 })
+                else { return false }
+                p += Int(count)
+                e.name = lastNameIndex
+            }
+        }
+        if tag & BinaryFormat.Tag.hasStack != 0 {
+            guard let s = Self.varint(buf, &p), s > 0 && s <= UInt64(UInt32.max) else { return false }
+            e.stack = UInt32(s)
+        }
+        guard validator.event(e, at: .event(seq)) == nil else { return false }  // the general path says why
+        if e.stack != 0 { knownStack = e.stack }
+        if e.kind == .opBegin { prev = e.address }
+        out.initialize(to: e)
+        return true
+    }
+
+    /// A varint at `p` (at least 10 bytes readable), or nil when it is longer than 64 bits.
+    @inline(__always)
+    private static func varint(_ buf: UnsafePointer<UInt8>, _ p: inout Int) -> UInt64? {
+        var b = buf[p]
+        p &+= 1
+        if b < 0x80 { return UInt64(b) }
+        var v = UInt64(b & 0x7F)
+        var shift: UInt64 = 7
+        repeat {
+            b = buf[p]
+            p &+= 1
+            if shift == 63 && b > 1 { return nil }
+            v |= UInt64(b & 0x7F) << shift
+            shift &+= 7
+        } while b >= 0x80
+        return v
+    }
+
+    /// The stack the fast path last saw accepted, and the accepted IDs below 64 (one
+    /// bit each): events with them need no stack check (a defined stack stays defined).
+    private var knownStack: UInt32 = 0
+    private var knownLowStacks: UInt64 = 0
 
     /// The raw bytes of the op name read last and its index, so a trace of one routine's
     /// calls interns its name once.

@@ -33,6 +33,10 @@ public enum EventKind: UInt8, Sendable, CaseIterable {
     case pmemRelease = 15
 
     /// The record keyword in the text form.
+    /// The kind with this code, known to be below 16.
+    @inline(__always)
+    init(unchecked code: UInt8) { self = unsafeBitCast(code, to: EventKind.self) }
+
     public var keyword: String {
         switch self {
         case .store: "store"
@@ -160,6 +164,23 @@ public struct Event: Equatable, Sendable {
         self.name = 0
         self.dataOffset = 0
         self.thread = 0
+    }
+
+    /// The fields a store, write-back or fence has, all at once (the binary reader's fast path).
+    @inline(__always)
+    init(kind: EventKind, seq: UInt64, address: UInt64, size: UInt64, stack: UInt32, thread: UInt32) {
+        self.kind = kind
+        self.contract = .flushcache
+        self.flags = 0
+        self.stack = stack
+        self.seq = seq
+        self.address = address
+        self.size = size
+        self.op = 0
+        self.source = 0
+        self.name = 0
+        self.dataOffset = 0
+        self.thread = thread
     }
 
     public var hasData: Bool { flags & Flags.hasData != 0 }

@@ -33,6 +33,14 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// CPU time of this process: on a shared machine, what one idle core would take
+/// (wall clock also counts the time other processes had the core).
+func cpuNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
 func maxRSSMiB() -> Double {
     var u = rusage()
     getrusage(RUSAGE_SELF.rawValue, &u)
@@ -127,12 +135,25 @@ func replay(path: String) throws {
         \(path) (\(reader.form.rawValue)): \(result.events) events in \(String(format: "%.2f", seconds)) s = \(String(format: "%.1f", rate)) M events/s
           reading \(String(format: "%.2f", readTime)) s, model \(String(format: "%.2f", seconds - readTime)) s
           findings: \(result.errors) errors, \(result.warnings) warnings, \(result.notes) notes; peak live lines \(result.peakLiveLines); max RSS \(String(format: "%.0f", maxRSSMiB())) MiB
+          findings digest \(digest(result.findings))
         """)
 }
 
+/// FNV-1a over every finding as printed by `dump`: two builds that agree on it agree
+/// on every verdict, range and event number.
+func digest(_ findings: [Finding]) -> String {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for f in findings {
+        var text = ""
+        dump(f, to: &text)
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    }
+    return String(h, radix: 16)
+}
+
 /// Reads every event and touches it, nothing more: what replay cannot beat.
-func decodeOnly(path: String) throws -> (events: UInt64, seconds: Double) {
-    let start = now()
+func decodeOnly(path: String) throws -> (events: UInt64, seconds: Double, cpu: Double) {
+    let start = now(), cpuStart = cpuNow()
     let reader = try TraceReader(path: path)
     var batch = EventBatch()
     var events: UInt64 = 0
@@ -145,18 +166,18 @@ func decodeOnly(path: String) throws -> (events: UInt64, seconds: Double) {
         }
     }
     if sink == 1 { print("") }  // keeps the loop from being optimised away
-    return (events, now() - start)
+    return (events, now() - start, cpuNow() - cpuStart)
 }
 
 /// The replay `powercut check` runs (streaming, default options).
-func fullReplay(path: String) throws -> (events: UInt64, seconds: Double, errors: Int) {
-    let start = now()
+func fullReplay(path: String) throws -> (events: UInt64, seconds: Double, cpu: Double, errors: Int) {
+    let start = now(), cpuStart = cpuNow()
     let (result, _) = try Replayer.replay(file: path)
-    return (UInt64(result.events), now() - start, result.errors)
+    return (UInt64(result.events), now() - start, cpuNow() - cpuStart, result.errors)
 }
 
 func compare(paths: [String]) throws {
-    print("file                                     form     events   decode-only M/s   replay M/s   replay/decode")
+    print("file                                     form     events   decode-only M/s   replay M/s   replay/decode   (by CPU time: decode, replay M/s, ratio)")
     for path in paths {
         let form = try TraceReader(path: path).form.rawValue
         let d = try decodeOnly(path: path)
@@ -165,8 +186,10 @@ func compare(paths: [String]) throws {
         let dr = Double(d.events) / d.seconds / 1e6, rr = Double(r.events) / r.seconds / 1e6
         let name = path.count < 40 ? path.padding(toLength: 40, withPad: " ", startingAt: 0) : path
         let kind = form.padding(toLength: 6, withPad: " ", startingAt: 0)
-        print(name + " " + kind + String(format: " %9llu   %8.1f (%5.2f s)  %6.1f (%5.2f s)  %5.2f",
-                                         d.events, dr, d.seconds, rr, r.seconds, rr / dr))
+        let dc = Double(d.events) / d.cpu / 1e6, rc = Double(r.events) / r.cpu / 1e6
+        print(name + " " + kind + String(format: " %9llu   %8.1f (%5.2f s)  %6.1f (%5.2f s)  %5.2f           %6.1f, %6.1f, %5.2f",
+                                         d.events, dr, d.seconds, rr, r.seconds, rr / dr, dc, rc, rc / dc))
+        print("  replay found \(r.errors) errors")
     }
     print(String(format: "max RSS %.0f MiB", maxRSSMiB()))
 }
