@@ -93,12 +93,16 @@ let package = Package(
         .testTarget(name: "PowercutKernelLiftTests", dependencies: ["PowercutKernelLift", "PowercutSweep", "PowercutRecorder", "PowercutModel"],
                     exclude: ["Trees"]),
         .testTarget(name: "PowercutWorkersTests", dependencies: ["PowercutWorkers"]),
-        .testTarget(name: "PowercutSymbolizeTests", dependencies: ["PowercutSymbolize", "PowercutTrace"]),
+        .testTarget(name: "PowercutSymbolizeTests", dependencies: ["PowercutSymbolize", "PowercutTrace", "PowercutTestSupport"]),
         .testTarget(name: "PowercutReportTests",
-                    dependencies: ["PowercutReport", "PowercutTriage", "PowercutSymbolize", "PowercutOutput", "PowercutModel", "PowercutTrace"]),
+                    dependencies: ["PowercutReport", "PowercutTriage", "PowercutSymbolize", "PowercutOutput", "PowercutModel", "PowercutTrace",
+                                   "PowercutTestSupport"]),
         .testTarget(name: "PowercutExplainTests", dependencies: ["PowercutExplain", "PowercutSymbolize", "PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutCrashTests", dependencies: ["PowercutCrash", "PowercutModel", "PowercutTrace"]),
         // End-to-end: runs the built powercut binary.
-        .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace", "CPowercutEncoder"]),
+        .testTarget(name: "powercutTests", dependencies: ["powercut", "PowercutTrace", "CPowercutEncoder", "PowercutTestSupport"]),
+        // Fixtures more than one test target uses: a C subject built and loaded at test time,
+        // SARIF schema validation.
+        .target(name: "PowercutTestSupport", path: "Tests/PowercutTestSupport"),
     ]
 )

@@ -377,6 +377,18 @@ static void make_window(pc_dentry *e, const raw_t *r, int32_t lo, int32_t hi) {
     }
 }
 
+/* Map 3, 66 prefix, VEX and EVEX alike: pextrb/pextrw/pextrd-q/extractps to memory
+ * (0x14..0x17) store one element of its own size. Returns 1 when `r` is one of them. */
+static int make_extract(pc_dentry *e, const raw_t *r) {
+    switch (r->op) {
+    case 0x14: make_store(e, r, PC_STORE, 1); return 1;
+    case 0x15: make_store(e, r, PC_STORE, 2); return 1;
+    case 0x16: make_store(e, r, PC_STORE, r->W ? 8 : 4); return 1;
+    case 0x17: make_store(e, r, PC_STORE, 4); return 1;
+    }
+    return 0;
+}
+
 static void classify_evex(pc_dentry *e, const raw_t *r) {
     unsigned L = r->L, pp = r->pp, W = r->W;
     if (r->mod == 3) return; /* no EVEX instruction writes memory from a register form */
@@ -450,12 +462,8 @@ static void classify_evex(pc_dentry *e, const raw_t *r) {
         return;
     }
     case 3:
-        if (pp != 1) return;
+        if (pp != 1 || make_extract(e, r)) return;
         switch (r->op) {
-        case 0x14: make_store(e, r, PC_STORE, 1); return;
-        case 0x15: make_store(e, r, PC_STORE, 2); return;
-        case 0x16: make_store(e, r, PC_STORE, W ? 8 : 4); return;
-        case 0x17: make_store(e, r, PC_STORE, 4); return;
         case 0x19: case 0x39: make_masked(e, r, W ? 8 : 4, 16); return;
         case 0x1b: case 0x3b: make_masked(e, r, W ? 8 : 4, 32); return;
         case 0x1d: make_masked(e, r, 2, L / 2); return;
@@ -521,12 +529,8 @@ static void classify_vex(pc_dentry *e, const raw_t *r) {
         }
         return;
     case 3:
-        if (pp != 1) return;
+        if (pp != 1 || make_extract(e, r)) return;
         switch (r->op) {
-        case 0x14: make_store(e, r, PC_STORE, 1); return;
-        case 0x15: make_store(e, r, PC_STORE, 2); return;
-        case 0x16: make_store(e, r, PC_STORE, W ? 8 : 4); return;
-        case 0x17: make_store(e, r, PC_STORE, 4); return;
         case 0x19: case 0x39: make_store(e, r, PC_STORE, 16); return;
         case 0x1d: make_store(e, r, PC_STORE, L == 32 ? 16 : 8); return;
         }

@@ -610,13 +610,10 @@ __attribute__((noinline)) uint32_t pc__stack_here(void) {
 
 /* ------------------------------------------------------------------ events */
 
-int pc__append(uint8_t kind, uint8_t contract, uint64_t addr, uint64_t size, uint32_t stack) {
-    if (pc_init() < 0) return -1;
-    if (S.nev >= EV_CAP) {
-        pc__set_error("event buffer full (%llu events)", (unsigned long long)EV_CAP);
-        return -1;
-    }
-    pc_event *e = &S.ev[S.nev];
+/* Appends one event in the current op, its bytes not yet captured (the caller has checked
+ * that the buffer has room). Used by the API and by the trap handler alike. */
+static void put_event(uint8_t kind, uint8_t contract, uint64_t addr, uint64_t size, uint32_t stack) {
+    pc_event *e = &S.ev[S.nev++];
     e->kind = kind;
     e->contract = contract;
     e->reserved = 0;
@@ -625,7 +622,15 @@ int pc__append(uint8_t kind, uint8_t contract, uint64_t addr, uint64_t size, uin
     e->size = size;
     e->data_offset = UINT64_MAX;
     e->op_id = S.cur_op;
-    S.nev++;
+}
+
+int pc__append(uint8_t kind, uint8_t contract, uint64_t addr, uint64_t size, uint32_t stack) {
+    if (pc_init() < 0) return -1;
+    if (S.nev >= EV_CAP) {
+        pc__set_error("event buffer full (%llu events)", (unsigned long long)EV_CAP);
+        return -1;
+    }
+    put_event(kind, contract, addr, size, stack);
     if (!S.active) S.pending = S.nev;
     return 0;
 }
@@ -853,15 +858,7 @@ static int emit(uint8_t kind, uint64_t addr, uint64_t size) {
     if (S.nev >= EV_CAP) return hfail(HERR_EVFULL, NULL);
     uint32_t st = trap_stack();
     if (!st) return hfail(HERR_STACKFULL, NULL);
-    pc_event *ev = &S.ev[S.nev++];
-    ev->kind = kind;
-    ev->contract = 0;
-    ev->reserved = 0;
-    ev->stack = st;
-    ev->addr = addr;
-    ev->size = size;
-    ev->data_offset = UINT64_MAX;
-    ev->op_id = S.cur_op;
+    put_event(kind, 0, addr, size, st);
     return 0;
 }
 

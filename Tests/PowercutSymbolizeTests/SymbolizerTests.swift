@@ -2,31 +2,15 @@ import Foundation
 import Testing
 import PowercutTrace
 @testable import PowercutSymbolize
+import PowercutTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A tiny C subject with functions at known lines, built into a shared object at test
-/// time, loaded into this process, and described the way a recorder would: module path,
-/// base (where its first segment is mapped), size (from its program headers), build ID.
+/// The shared test subject (PowercutTestSupport's LoadedCSubject) described the way a
+/// recorder would: module path, base (where its first segment is mapped), size (from its
+/// program headers), build ID; plus what its ELF file says of pc_known_store.
 struct CSubject: Sendable {
-    static let source = """
-        /* subject.c: a tiny subject for the symbolizer tests. Line numbers matter. */
-        static inline __attribute__((always_inline)) void pc_put_byte(volatile char *d, char c)
-        {
-            *d = c;
-        }
-        void *pc_last_return;
-        __attribute__((noinline)) void pc_known_store(volatile char *d, char c) { pc_last_return = __builtin_return_address(0); pc_put_byte(d, c); }
-        __attribute__((noinline)) void pc_known_caller(volatile char *d)
-        {
-            pc_known_store(d, 1);
-            d[2] = 3;
-        }
-        """
-    // The lines above, as the debug info has them.
-    static let putByteLine = 4, storeLine = 7, callLine = 10
-
     var directory: String
     var path: String
     var base: UInt64
@@ -40,47 +24,14 @@ struct CSubject: Sendable {
 
     var module: Module { Module(path: path, base: base, size: size, buildID: buildID) }
 
-    /// Builds and loads the subject once per test process; nil without a C compiler.
-    static let shared: CSubject? = build()
-
-    private static func build() -> CSubject? {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("powercut-symbolizer-\(getpid())").path
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let c = dir + "/subject.c", so = dir + "/libsubject.so"
-        guard (try? source.write(toFile: c, atomically: true, encoding: .utf8)) != nil else { return nil }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-g", "-O0", "-shared", "-fPIC", "-Wl,--build-id", "-o", so, c]
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        p.waitUntilExit()
-        guard p.terminationStatus == 0, let handle = dlopen(so, RTLD_NOW | RTLD_LOCAL),
-              let store = dlsym(handle, "pc_known_store"), let caller = dlsym(handle, "pc_known_caller"),
-              let last = dlsym(handle, "pc_last_return") else { return nil }
-        // Run the subject so that it records a genuine return address.
-        var buffer = [CChar](repeating: 0, count: 4)
-        typealias Caller = @convention(c) (UnsafeMutablePointer<CChar>) -> Void
-        buffer.withUnsafeMutableBufferPointer { unsafeBitCast(caller, to: Caller.self)($0.baseAddress!) }
-        let returnAddress = UInt64(UInt(bitPattern: last.assumingMemoryBound(to: UnsafeRawPointer?.self).pointee))
-        guard let fbase = loadBase(of: store), let image = ELFImage(path: so) else { return nil }
-        let entry = UInt64(UInt(bitPattern: store))
-        let symbols = image.functionSymbols()
-        let base = UInt64(UInt(bitPattern: fbase))
-        let sym = elfSymbol(covering: image.linkAddress(entry, moduleBase: base), in: symbols)
-        return CSubject(directory: dir, path: so, base: base, size: image.loadEnd - image.linkBase,
-                        buildID: image.buildID, entry: entry, entrySize: sym?.size ?? 16, returnAddress: returnAddress,
-                        hasAranges: image.hasAranges)
-    }
-}
-
-/// dladdr's dli_fbase: where the object holding `address` is mapped. (glibc declares
-/// dladdr only under _GNU_SOURCE, so it is looked up by name; Dl_info is four pointers.)
-func loadBase(of address: UnsafeRawPointer) -> UnsafeRawPointer? {
-    typealias DlAddr = @convention(c) (UnsafeRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>) -> Int32
-    guard let f = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "dladdr") else { return nil }   // RTLD_DEFAULT
-    var info = [UnsafeRawPointer?](repeating: nil, count: 4)   // fname, fbase, sname, saddr
-    let ok = info.withUnsafeMutableBufferPointer { unsafeBitCast(f, to: DlAddr.self)(address, $0.baseAddress!) }
-    return ok != 0 ? info[1] : nil
+    /// Builds, loads and reads the subject once per test process; nil without a C compiler.
+    static let shared: CSubject? = {
+        guard let loaded = LoadedCSubject.shared, let image = ELFImage(path: loaded.path) else { return nil }
+        let sym = elfSymbol(covering: image.linkAddress(loaded.entry, moduleBase: loaded.base), in: image.functionSymbols())
+        return CSubject(directory: loaded.directory, path: loaded.path, base: loaded.base, size: image.loadEnd - image.linkBase,
+                        buildID: image.buildID, entry: loaded.entry, entrySize: sym?.size ?? 16,
+                        returnAddress: loaded.returnAddress, hasAranges: image.hasAranges)
+    }()
 }
 
 let haveSubject = CSubject.shared != nil
@@ -112,19 +63,19 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
         defer { sym.close() }
         let modules = [s.module]
         #expect(sym.descriptions(of: s.entry, isReturnAddress: false, modules: modules)
-                == ["pc_known_store (subject.c:\(CSubject.storeLine))"])
+                == ["pc_known_store (subject.c:\(LoadedCSubject.storeLine))"])
         // A caller's frame is looked up one byte back: the call's line, not the next one.
         #expect(sym.descriptions(of: s.returnAddress, isReturnAddress: true, modules: modules)
-                == ["pc_known_caller (subject.c:\(CSubject.callLine))"])
+                == ["pc_known_caller (subject.c:\(LoadedCSubject.callLine))"])
         #expect(sym.descriptions(of: s.returnAddress, isReturnAddress: false, modules: modules)
-                == ["pc_known_caller (subject.c:\(CSubject.callLine + 1))"])
+                == ["pc_known_caller (subject.c:\(LoadedCSubject.callLine + 1))"])
         // Somewhere in pc_known_store is the inlined pc_put_byte: two frames, innermost first.
         let inlined = (0..<s.entrySize).lazy.map { sym.locations(of: s.entry + $0, isReturnAddress: false, modules: modules) }
             .first { $0.count == 2 }
         let frames = try #require(inlined)
         #expect(frames.map(\.function) == ["pc_put_byte", "pc_known_store"])
         #expect(frames.map(\.fileName) == ["subject.c", "subject.c"])
-        #expect(frames.map(\.line) == [CSubject.putByteLine, CSubject.storeLine])
+        #expect(frames.map(\.line) == [LoadedCSubject.putByteLine, LoadedCSubject.storeLine])
         #expect(frames[0].file?.hasPrefix(s.directory) == true, "the debug info's own path")
         #expect(sym.notes.isEmpty)
     }
@@ -140,9 +91,9 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
         frames.prefetch(stacks: [[inside, s.returnAddress, 0x1234]], modules: modules)
         let text = frames.stackText([inside, s.returnAddress, 0x1234], modules: modules, indent: "   ")
         #expect(text == """
-               at 0x\(hex(inside)): pc_put_byte (subject.c:\(CSubject.putByteLine))
-               by 0x\(hex(inside)): pc_known_store (subject.c:\(CSubject.storeLine))
-               by 0x\(hex(s.returnAddress)): pc_known_caller (subject.c:\(CSubject.callLine))
+               at 0x\(hex(inside)): pc_put_byte (subject.c:\(LoadedCSubject.putByteLine))
+               by 0x\(hex(inside)): pc_known_store (subject.c:\(LoadedCSubject.storeLine))
+               by 0x\(hex(s.returnAddress)): pc_known_caller (subject.c:\(LoadedCSubject.callLine))
                by 0x1234: ???
 
             """)
@@ -153,7 +104,7 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
         #expect(stack[0].stableName == "libsubject.so!pc_put_byte")
         #expect(stack[3].text == "???" && stack[3].stableName == "?")
         let entry = try #require(frames.frames([s.entry], modules: modules).first)
-        #expect(entry.function == "pc_known_store" && entry.file == s.directory + "/subject.c" && entry.line == CSubject.storeLine)
+        #expect(entry.function == "pc_known_store" && entry.file == s.directory + "/subject.c" && entry.line == LoadedCSubject.storeLine)
     }
 
     @Test(.enabled(if: haveSubject && Libdw.shared != nil)) func libdwIsTheAlternative() throws {
@@ -162,13 +113,13 @@ let haveLLVMSymbolizer = LLVMSymbolizerTool.find() != nil
         let modules = [s.module]
         let d = sym.descriptions(of: s.entry, isReturnAddress: false, modules: modules)
         if s.hasAranges {
-            #expect(d == ["pc_known_store (subject.c:\(CSubject.storeLine))"])
+            #expect(d == ["pc_known_store (subject.c:\(LoadedCSubject.storeLine))"])
             #expect(sym.descriptions(of: s.returnAddress, isReturnAddress: true, modules: modules)
-                    == ["pc_known_caller (subject.c:\(CSubject.callLine))"])
+                    == ["pc_known_caller (subject.c:\(LoadedCSubject.callLine))"])
             let inlined = (0..<s.entrySize).lazy.map { sym.locations(of: s.entry + $0, isReturnAddress: false, modules: modules) }
                 .first { $0.count == 2 }
             #expect(inlined?.map(\.function) == ["pc_put_byte", "pc_known_store"])
-            #expect(inlined?.map(\.line) == [CSubject.putByteLine, CSubject.storeLine])
+            #expect(inlined?.map(\.line) == [LoadedCSubject.putByteLine, LoadedCSubject.storeLine])
         } else {
             // Without .debug_aranges libdw finds no unit: names only, and a note says why.
             #expect(d.first?.hasPrefix("pc_known_store") == true)

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+import PowercutTestSupport
 
 /// `powercut check` in CI: SARIF, JUnit, GitHub annotations, baselines, suppressions.
 @Suite struct CICommandTests {
@@ -185,48 +186,4 @@ import Testing
     @Test func badFormatIsAUsageError() throws {
         #expect(try powercut(["check", "--format", "xml", v1]).status == 64)
     }
-}
-
-/// The SARIF 2.1.0 schema named by POWERCUT_SARIF_SCHEMA (.ci/run sets it); nil when
-/// the variable is unset or empty, and schema validation is then skipped, saying so.
-let sarifSchemaPath: String? = {
-    let path = ProcessInfo.processInfo.environment["POWERCUT_SARIF_SCHEMA"] ?? ""
-    return path.isEmpty ? nil : path
-}()
-
-/// Validates a SARIF document against the schema with Python's jsonschema (Tools/setup
-/// installs it); nil when valid or when no schema is named (a visible line says the
-/// check was skipped), else what is wrong, including a missing schema or validator.
-func sarifSchemaProblem(_ document: String) throws -> String? {
-    guard let sarifSchemaPath else {
-        FileHandle.standardError.write(Data("skipped: SARIF schema validation (set POWERCUT_SARIF_SCHEMA to the SARIF 2.1.0 schema to run it)\n".utf8))
-        return nil
-    }
-    guard FileManager.default.fileExists(atPath: sarifSchemaPath) else {
-        return "POWERCUT_SARIF_SCHEMA names \(sarifSchemaPath), which does not exist"
-    }
-    let s = Scratch()
-    let doc = try s.write("doc.sarif", document)
-    let script = """
-        import json, sys
-        try:
-            import jsonschema
-        except ImportError:
-            print("python3-jsonschema is not installed (Tools/setup installs it)"); sys.exit(2)
-        schema = json.load(open(sys.argv[1]))
-        errors = list(jsonschema.Draft4Validator(schema).iter_errors(json.load(open(sys.argv[2]))))
-        for e in errors[:5]:
-            print("/".join(str(p) for p in e.absolute_path), e.message[:300])
-        sys.exit(1 if errors else 0)
-        """
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", script, sarifSchemaPath, doc]
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return p.terminationStatus == 0 ? nil : String(decoding: data, as: UTF8.self)
 }

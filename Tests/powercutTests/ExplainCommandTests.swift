@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PowercutTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,62 +10,16 @@ func filterAddresses(_ s: String) -> String {
     s.replacing(/0x[0-9a-f]+/, with: "0x…")
 }
 
-/// A C subject built and loaded at test time, for symbolized output.
-struct LoadedSubject: Sendable {
-    static let source = """
-        /* subject.c */
-        static inline __attribute__((always_inline)) void put_byte(volatile char *d, char c)
-        {
-            *d = c;
-        }
-        void *last_return;
-        __attribute__((noinline)) void copy_one(volatile char *d, char c) { last_return = __builtin_return_address(0); put_byte(d, c); }
-        __attribute__((noinline)) void caller(volatile char *d)
-        {
-            copy_one(d, 1);
-            d[2] = 3;
-        }
-        """
-
-    var path: String
-    var base: UInt64
-    var entry: UInt64
-    var returnAddress: UInt64
-
-    static let shared: LoadedSubject? = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("powercut-e2e-subject-\(getpid())").path
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let c = dir + "/subject.c", so = dir + "/libsubject.so"
-        guard (try? source.write(toFile: c, atomically: true, encoding: .utf8)) != nil else { return nil }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-g", "-O0", "-shared", "-fPIC", "-o", so, c]
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        p.waitUntilExit()
-        guard p.terminationStatus == 0, let h = dlopen(so, RTLD_NOW | RTLD_LOCAL), let copy = dlsym(h, "copy_one"),
-              let call = dlsym(h, "caller"), let last = dlsym(h, "last_return"),
-              let dladdr = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "dladdr") else { return nil }
-        typealias Caller = @convention(c) (UnsafeMutablePointer<CChar>) -> Void
-        var buffer = [CChar](repeating: 0, count: 4)
-        buffer.withUnsafeMutableBufferPointer { unsafeBitCast(call, to: Caller.self)($0.baseAddress!) }
-        // dladdr's dli_fbase (Dl_info is four pointers; glibc hides dladdr behind _GNU_SOURCE).
-        typealias DlAddr = @convention(c) (UnsafeRawPointer?, UnsafeMutablePointer<UnsafeRawPointer?>) -> Int32
-        var info = [UnsafeRawPointer?](repeating: nil, count: 4)
-        guard info.withUnsafeMutableBufferPointer({ unsafeBitCast(dladdr, to: DlAddr.self)(copy, $0.baseAddress!) }) != 0,
-              let base = info[1] else { return nil }
-        return LoadedSubject(path: so, base: UInt64(UInt(bitPattern: base)), entry: UInt64(UInt(bitPattern: copy)),
-                             returnAddress: UInt64(UInt(bitPattern: last.assumingMemoryBound(to: UnsafeRawPointer?.self).pointee)))
-    }()
-
-    /// A trace whose store came from copy_one, called by caller.
+/// The shared C subject (PowercutTestSupport), for symbolized output.
+extension LoadedCSubject {
+    /// A trace whose store came from pc_known_store, called by pc_known_caller.
     var trace: String {
         """
         powercut-trace 1
         module \(path) 0x\(String(base, radix: 16)) 0x100000
         pmem 0x10000 0x1000
         stack 1 0x\(String(entry, radix: 16)) 0x\(String(returnAddress, radix: 16))
-        op 1 begin dst=0x10000 len=1 name=copy_one
+        op 1 begin dst=0x10000 len=1 name=pc_known_store
         store 0x10000 1 stack=1
         op 1 end
         sfence
@@ -207,24 +162,24 @@ let canSymbolize: Bool = {
         #expect(binary.stdout.contains("format        binary, version 1\n"))
     }
 
-    @Test(.enabled(if: LoadedSubject.shared != nil && canSymbolize))
+    @Test(.enabled(if: LoadedCSubject.shared != nil && canSymbolize))
     func framesOfASubjectAreSymbolized() throws {
-        let subject = try #require(LoadedSubject.shared)
+        let subject = try #require(LoadedCSubject.shared)
         let s = Scratch()
         let trace = try s.write("subject.pct", subject.trace)
         let show = try powercut(["show", trace])
         #expect(show.status == 0 && show.stderr.isEmpty)
         #expect(filterAddresses(show.stdout).contains("""
             #1       store 0x… 1 stack=1
-                        at 0x…: copy_one (subject.c:7)
-                        by 0x…: caller (subject.c:10)
+                        at 0x…: pc_known_store (subject.c:\(LoadedCSubject.storeLine))
+                        by 0x…: pc_known_caller (subject.c:\(LoadedCSubject.callLine))
             """))
         let explain = try powercut(["explain", trace])
         #expect(explain.status == 0)
         #expect(filterAddresses(explain.stdout).contains("""
                0x… (1 byte, tail): dirty, from store #1
-                  at 0x…: copy_one (subject.c:7)
-                  by 0x…: caller (subject.c:10)
+                  at 0x…: pc_known_store (subject.c:\(LoadedCSubject.storeLine))
+                  by 0x…: pc_known_caller (subject.c:\(LoadedCSubject.callLine))
             fix: write back line 0x… after store #1 and before the return of op 1 at #2
             """))
     }

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+import PowercutTestSupport
 
 /// `sweep` in CI, end to end with the built binary on the built-in subjects: its SARIF,
 /// JUnit and GitHub output and its baselines across grids.
