@@ -14,6 +14,9 @@ public final class OpSeries: ReplayObserver {
         self.ended = ended
     }
 
+    /// Ops come from markers: runs of stores keep the replayer's fast path.
+    public var observesStores: Bool { false }
+
     public func replayer(_ replayer: Replayer, applied e: Event, data: ArraySlice<UInt8>?) {
         switch e.kind {
         case .opBegin:

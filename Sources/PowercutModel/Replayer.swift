@@ -79,6 +79,10 @@ public protocol ReplayObserver: AnyObject {
     /// True when the observer reads `Replayer.counts` (the per-cut series): the model
     /// then keeps them up to date.
     var needsAtRiskCounts: Bool { get }
+    /// False when the observer ignores stores (it wants markers, fences and
+    /// write-backs only): the replayer then keeps its fast path for runs of stores and
+    /// calls the observer for every other event.
+    var observesStores: Bool { get }
 }
 
 extension ReplayObserver {
@@ -87,6 +91,7 @@ extension ReplayObserver {
     public func replayer(_ replayer: Replayer, found finding: Finding) {}
     public func replayFinished(_ replayer: Replayer, result: ReplayResult) {}
     public var needsAtRiskCounts: Bool { false }
+    public var observesStores: Bool { true }
 }
 
 /// The op state of one thread: its latest op (open or not), the bounds its stores must
@@ -185,7 +190,7 @@ public final class Replayer {
 
     /// Replays the events of a batch (stack definitions are skipped).
     public func apply(_ batch: EventBatch) {
-        if let observer {
+        if let observer, observer.observesStores {
             for e in batch.events where e.kind != .stackDefinition {
                 apply(e)
                 observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
@@ -206,6 +211,9 @@ public final class Replayer {
                     events &+= UInt64(p - start)
                 } else {
                     applyOther(p.pointee)
+                    if let observer, p.pointee.kind != .stackDefinition {
+                        observer.replayer(self, applied: p.pointee, data: p.pointee.hasData ? batch.data(of: p.pointee) : nil)
+                    }
                     p += 1
                 }
             }
