@@ -51,7 +51,7 @@ public struct SourceRoot: Sendable, Equatable {
         if p.hasPrefix("/") { return p }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard getcwd(&buffer, buffer.count) != nil else { return p }
-        let cwd = String(cString: buffer)
+        let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return p.isEmpty || p == "." ? cwd : cwd + "/" + p
     }
 

@@ -123,7 +123,7 @@ struct Convert: ParsableCommand {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw Failure.internal("cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))") }
         close(fd)
-        let path = String(cString: template)
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { unlink(path) }
         try convertTrace(from: input, to: path, form: form)
         let input = open(path, O_RDONLY | O_CLOEXEC)
