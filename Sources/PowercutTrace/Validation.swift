@@ -144,13 +144,18 @@ struct TraceValidator {
         }
         switch e.kind {
         case .store, .ntstore:
-            if e.size == 0 || e.size > Self.maxStoreSize || e.address &+ (e.size - 1) < e.address { return badStore(e) }
-            return nil
+            return Self.storeFits(address: e.address, size: e.size) ? nil : badStore(e)
         case .stackDefinition, .clwb, .clflushopt, .clflush, .sfence, .mfence, .fence, .wpqflush:
             return nil
         case .opBegin, .opEnd, .durable, .mark, .pmem, .pmemRelease:
             return marker(e, at: at)
         }
+    }
+
+    /// Whether a store's SIZE is in range and its bytes lie inside the address space.
+    @inline(__always)
+    static func storeFits(address: UInt64, size: UInt64) -> Bool {
+        size &- 1 < maxStoreSize && address &+ (size &- 1) >= address
     }
 
     @inline(never)
