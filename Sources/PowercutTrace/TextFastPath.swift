@@ -161,6 +161,12 @@ struct FastLineParser {
     /// its stack: " stack=1" to begin with.
     var lastTail: UInt64 = 0x3d6b_6361_7473_20 | 0x31 << 56
     var lastTailStack: UInt32 = 1
+    /// The ten bytes and newline after the last store's address that were its SIZE and
+    /// its ` stack=D` tail (two little-endian words, the second masked to three bytes;
+    /// none to begin with: no such word starts with a NUL), and their SIZE and stack.
+    var lastStoreRest: (UInt64, UInt64) = (0, 0)
+    var lastStoreSize: UInt64 = 0
+    var lastStoreStack: UInt32 = 0
 
     @inline(__always)
     private func word(_ p: UnsafePointer<UInt8>) -> UInt64 { UnsafeRawPointer(p).loadUnaligned(as: UInt64.self) }
@@ -234,17 +240,30 @@ struct FastLineParser {
         default:
             return nil
         }
-        guard ends(p[i]) else { return nil }
         e.pointee = Event(kind: kind)
+        var afterAddress = Int.min  // where a store's address ends
         if kind.rawValue <= EventKind.clflush.rawValue {
+            // The keyword ends in a blank: skipBlanks sees to it.
             guard skipBlanks(p, &i), let address = fastNumber(p, &i) else { return nil }
             e.pointee.address = address
             if kind.rawValue <= EventKind.ntstore.rawValue {
+                // The rest of the line, when it repeats the last store's ` S stack=D`
+                // (ten bytes and the newline): its SIZE and stack. (The second word is
+                // read only when the first holds no newline.)
+                if word(p + i) == lastStoreRest.0 && word(p + (i &+ 8)) & Self.m3 == lastStoreRest.1 {
+                    guard TraceValidator.storeFits(address: address, size: lastStoreSize) else { return nil }
+                    e.pointee.size = lastStoreSize
+                    e.pointee.stack = lastStoreStack
+                    return i &+ 10
+                }
+                afterAddress = i
                 // A store the validator would reject goes the general way, which says why.
                 guard skipBlanks(p, &i), let size = fastNumber(p, &i),
                       TraceValidator.storeFits(address: address, size: size) else { return nil }
                 e.pointee.size = size
             }
+        } else {
+            guard ends(p[i]) else { return nil }
         }
         // The usual tails — none, or one space, `stack=N` (no leading zero, at most 9
         // digits) — and the newline, without the option loop; anything else goes
@@ -254,6 +273,7 @@ struct FastLineParser {
         let tail = word(p + i)
         if tail == lastTail && p[i &+ 8] == 0x0A {
             e.pointee.stack = lastTailStack
+            if i &+ 8 == afterAddress &+ 10 { rememberStoreRest(p + afterAddress, e.pointee) }
             return i &+ 8
         }
         if p[i] == 0x20 && tail &>> 8 & Self.m6 == Self.kStackEq {
@@ -273,12 +293,22 @@ struct FastLineParser {
                     if k == i &+ 8 {
                         lastTail = tail
                         lastTailStack = UInt32(truncatingIfNeeded: v)
+                        if k == afterAddress &+ 10 { rememberStoreRest(p + afterAddress, e.pointee) }
                     }
                     return k
                 }
             }
         }
         return fastOptions(p, i, e, &data)
+    }
+
+    /// Remembers the ten bytes and newline after a store's address that read as its
+    /// SIZE and a ` stack=D` tail.
+    @inline(__always)
+    private mutating func rememberStoreRest(_ rest: UnsafePointer<UInt8>, _ e: Event) {
+        lastStoreRest = (word(rest), word(rest + 8) & Self.m3)
+        lastStoreSize = e.size
+        lastStoreStack = e.stack
     }
 
     /// `stack=`, `thread=` and, on stores, `data=`, each at most once, then the line's end.
