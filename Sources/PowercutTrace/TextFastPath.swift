@@ -88,10 +88,6 @@ extension TextTraceReader {
         var parser = FastLineParser(byteClass: UnsafePointer(byteClass), hexPairs: hexPairs, rawNames: rawNames)
         var next = seq
         let recordsLines = recordsLines
-        // The last stack the validator accepted: a store, write-back or fence with no
-        // stack or this one needs nothing more from it (fastLine checked a store's
-        // SIZE and range), so only markers and a stack not yet seen here go to it.
-        var knownStack: UInt32 = 0
         while n < max && p < stop {
             let c = p[0]
             if c == 0x0A {  // a blank line
@@ -108,9 +104,13 @@ extension TextTraceReader {
             }
             let e = out + n  // parsed in place: a line left to the general path is overwritten
             guard let lf = parser.fastLine(p, e, &data) else { break }
+            // A store, write-back or fence needs nothing more from the validator than
+            // its stack check (fastLine checked a store's SIZE and range): only markers
+            // go to it whole, and events that name an undefined stack, for the message.
             guard lf <= Self.fastLineLimit,
-                  e.pointee.kind.rawValue <= EventKind.wpqflush.rawValue && (e.pointee.stack == 0 || e.pointee.stack == knownStack)
-                    || validates(e, line: line + 1, &knownStack) else {
+                  e.pointee.kind.rawValue <= EventKind.wpqflush.rawValue
+                    && (e.pointee.stack == 0 || validator.isDefined(stack: e.pointee.stack))
+                    || validates(e, line: line + 1) else {
                 // Its data, the last bytes in the pool, go too.
                 if e.pointee.flags & Event.Flags.hasData != 0 { data.removeLast(Int(e.pointee.size)) }
                 break
@@ -129,13 +129,10 @@ extension TextTraceReader {
         return n
     }
 
-    /// Whether the validator accepts the event (a marker, or an event with a stack not
-    /// yet seen in this batch); notes its stack when it does.
+    /// Whether the validator accepts the event (a marker, or one naming an undefined stack).
     @inline(never)
-    private func validates(_ e: UnsafeMutablePointer<Event>, line: Int, _ knownStack: inout UInt32) -> Bool {
-        guard validator.event(e.pointee, at: .line(line)) == nil else { return false }
-        if e.pointee.stack != 0 { knownStack = e.pointee.stack }
-        return true
+    private func validates(_ e: UnsafeMutablePointer<Event>, line: Int) -> Bool {
+        validator.event(e.pointee, at: .line(line)) == nil
     }
 
     /// One past the last newline the zone may hold, searched back from the end.

@@ -138,8 +138,7 @@ struct TraceValidator {
     @inline(__always)
     mutating func event(_ e: Event, at: Location) -> String? {
         if e.stack != 0 && e.stack != lastStack {
-            let known = e.stack < 65536 ? definedLow[Int(e.stack >> 6)] & (1 << UInt64(e.stack & 63)) != 0 : stacks[e.stack] != nil
-            if !known { return undefinedStack(e.stack) }
+            if !isDefined(stack: e.stack) { return undefinedStack(e.stack) }
             lastStack = e.stack
         }
         switch e.kind {
@@ -150,6 +149,12 @@ struct TraceValidator {
         case .opBegin, .opEnd, .durable, .mark, .pmem, .pmemRelease:
             return marker(e, at: at)
         }
+    }
+
+    /// Whether a stack ID names a stack defined so far.
+    @inline(__always)
+    func isDefined(stack id: UInt32) -> Bool {
+        id < 65536 ? definedLow.withUnsafeBufferPointer { $0[Int(id >> 6)] } & (1 << UInt64(id & 63)) != 0 : stacks[id] != nil
     }
 
     /// Whether a store's SIZE is in range and its bytes lie inside the address space.
