@@ -85,7 +85,9 @@ extension TextTraceReader {
         let stop = start + fastZone.stop
         var n = first
         var line = lineNumber
-        let parser = FastLineParser(byteClass: UnsafePointer(byteClass), hexPairs: hexPairs, rawNames: rawNames)
+        var parser = FastLineParser(byteClass: UnsafePointer(byteClass), hexPairs: hexPairs, rawNames: rawNames)
+        var next = seq
+        let recordsLines = recordsLines
         while n < max && p < stop {
             let c = p[0]
             if c == 0x0A {  // a blank line
@@ -101,23 +103,36 @@ extension TextTraceReader {
                 continue
             }
             let e = out + n  // parsed in place: a line left to the general path is overwritten
-            let pool = data.count
-            guard let lf = parser.fastLine(p, e, &data), lf <= Self.fastLineLimit,
-                  validator.event(e.pointee, at: .line(line + 1)) == nil else {
-                if data.count != pool { data.removeLast(data.count - pool) }
+            guard let lf = parser.fastLine(p, e, &data) else { break }
+            // A store, write-back or fence needs nothing more from the validator than
+            // its stack check (fastLine checked a store's SIZE and range): only markers
+            // go to it whole, and events that name an undefined stack, for the message.
+            guard lf <= Self.fastLineLimit,
+                  e.pointee.kind.rawValue <= EventKind.wpqflush.rawValue
+                    && (e.pointee.stack == 0 || validator.isDefined(stack: e.pointee.stack))
+                    || validates(e, line: line + 1) else {
+                // Its data, the last bytes in the pool, go too.
+                if e.pointee.flags & Event.Flags.hasData != 0 { data.removeLast(Int(e.pointee.size)) }
                 break
             }
             line += 1
-            e.pointee.seq = seq
-            seq += 1
+            e.pointee.seq = next
+            next += 1
             n += 1
             if recordsLines { lines.append(line) }
             p += lf + 1
         }
         input.position = start.distance(to: p)
         lineNumber = line
+        seq = next
         fastEventCount += n - first
         return n
+    }
+
+    /// Whether the validator accepts the event (a marker, or one naming an undefined stack).
+    @inline(never)
+    private func validates(_ e: UnsafeMutablePointer<Event>, line: Int) -> Bool {
+        validator.event(e.pointee, at: .line(line)) == nil
     }
 
     /// One past the last newline the zone may hold, searched back from the end.
@@ -135,6 +150,20 @@ struct FastLineParser {
     let byteClass: UnsafePointer<UInt8>
     let hexPairs: UnsafePointer<UInt16>
     let rawNames: [(raw: [UInt8], index: UInt32)]
+    /// The last eight hex digits read at the start of a number, as they lie in memory
+    /// (a little-endian word), and their value: "00000000" to begin with.
+    var lastEight: UInt64 = 0x3030_3030_3030_3030
+    var lastEightValue: UInt64 = 0
+    /// The last line tail ` stack=D` (one digit) taken, as a little-endian word, and
+    /// its stack: " stack=1" to begin with.
+    var lastTail: UInt64 = 0x3d6b_6361_7473_20 | 0x31 << 56
+    var lastTailStack: UInt32 = 1
+    /// The ten bytes and newline after the last store's address that were its SIZE and
+    /// its ` stack=D` tail (two little-endian words, the second masked to three bytes;
+    /// none to begin with: no such word starts with a NUL), and their SIZE and stack.
+    var lastStoreRest: (UInt64, UInt64) = (0, 0)
+    var lastStoreSize: UInt64 = 0
+    var lastStoreStack: UInt32 = 0
 
     @inline(__always)
     private func word(_ p: UnsafePointer<UInt8>) -> UInt64 { UnsafeRawPointer(p).loadUnaligned(as: UInt64.self) }
@@ -170,7 +199,7 @@ struct FastLineParser {
     /// the line is for the general path. Data bytes go to `data` (nothing is left there
     /// on nil).
     @inline(__always)
-    func fastLine(_ p: UnsafePointer<UInt8>, _ e: UnsafeMutablePointer<Event>, _ data: inout [UInt8]) -> Int? {
+    mutating func fastLine(_ p: UnsafePointer<UInt8>, _ e: UnsafeMutablePointer<Event>, _ data: inout [UInt8]) -> Int? {
         let w = word(p)
         let kind: EventKind
         var i: Int
@@ -208,21 +237,43 @@ struct FastLineParser {
         default:
             return nil
         }
-        guard ends(p[i]) else { return nil }
         e.pointee = Event(kind: kind)
+        var afterAddress = Int.min  // where a store's address ends
         if kind.rawValue <= EventKind.clflush.rawValue {
+            // The keyword ends in a blank: skipBlanks sees to it.
             guard skipBlanks(p, &i), let address = fastNumber(p, &i) else { return nil }
             e.pointee.address = address
             if kind.rawValue <= EventKind.ntstore.rawValue {
-                guard skipBlanks(p, &i), let size = fastNumber(p, &i) else { return nil }
+                // The rest of the line, when it repeats the last store's ` S stack=D`
+                // (ten bytes and the newline): its SIZE and stack. (The second word is
+                // read only when the first holds no newline.)
+                if word(p + i) == lastStoreRest.0 && word(p + (i &+ 8)) & Self.m3 == lastStoreRest.1 {
+                    guard TraceValidator.storeFits(address: address, size: lastStoreSize) else { return nil }
+                    e.pointee.size = lastStoreSize
+                    e.pointee.stack = lastStoreStack
+                    return i &+ 10
+                }
+                afterAddress = i
+                // A store the validator would reject goes the general way, which says why.
+                guard skipBlanks(p, &i), let size = fastNumber(p, &i),
+                      TraceValidator.storeFits(address: address, size: size) else { return nil }
                 e.pointee.size = size
             }
+        } else {
+            guard ends(p[i]) else { return nil }
         }
         // The usual tails — none, or one space, `stack=N` (no leading zero, at most 9
         // digits) — and the newline, without the option loop; anything else goes
         // through it.
         if p[i] == 0x0A { return i }
-        if p[i] == 0x20 && word(p + i + 1) & Self.m6 == Self.kStackEq {
+        // The last ` stack=D` tail of one digit taken, when these bytes repeat it.
+        let tail = word(p + i)
+        if tail == lastTail && p[i &+ 8] == 0x0A {
+            e.pointee.stack = lastTailStack
+            if i &+ 8 == afterAddress &+ 10 { rememberStoreRest(p + afterAddress, e.pointee) }
+            return i &+ 8
+        }
+        if p[i] == 0x20 && tail &>> 8 & Self.m6 == Self.kStackEq {
             var k = i + 7
             var d = p[k] &- 0x31
             if d < 9 {
@@ -236,6 +287,11 @@ struct FastLineParser {
                 }
                 if p[k] == 0x0A && k &- (i + 7) <= 9 {
                     e.pointee.stack = UInt32(truncatingIfNeeded: v)
+                    if k == i &+ 8 {
+                        lastTail = tail
+                        lastTailStack = UInt32(truncatingIfNeeded: v)
+                        if k == afterAddress &+ 10 { rememberStoreRest(p + afterAddress, e.pointee) }
+                    }
                     return k
                 }
             }
@@ -243,9 +299,26 @@ struct FastLineParser {
         return fastOptions(p, i, e, &data)
     }
 
+    /// Remembers the ten bytes and newline after a store's address that read as its
+    /// SIZE and a ` stack=D` tail.
+    @inline(__always)
+    private mutating func rememberStoreRest(_ rest: UnsafePointer<UInt8>, _ e: Event) {
+        lastStoreRest = (word(rest), word(rest + 8) & Self.m3)
+        lastStoreSize = e.size
+        lastStoreStack = e.stack
+    }
+
     /// `stack=`, `thread=` and, on stores, `data=`, each at most once, then the line's end.
     @inline(__always)
-    private func fastOptions(_ p: UnsafePointer<UInt8>, _ start: Int, _ e: UnsafeMutablePointer<Event>, _ data: inout [UInt8]) -> Int? {
+    private mutating func fastOptions(_ p: UnsafePointer<UInt8>, _ start: Int, _ e: UnsafeMutablePointer<Event>, _ data: inout [UInt8]) -> Int? {
+        let pool = data.count
+        if let k = options(p, start, e, &data) { return k }
+        if data.count != pool { data.removeLast(data.count - pool) }
+        return nil
+    }
+
+    @inline(__always)
+    private mutating func options(_ p: UnsafePointer<UInt8>, _ start: Int, _ e: UnsafeMutablePointer<Event>, _ data: inout [UInt8]) -> Int? {
         var i = start
         var seen: UInt8 = 0
         while skipBlanks(p, &i) && !ends(p[i]) {
@@ -271,7 +344,7 @@ struct FastLineParser {
                 return nil
             }
         }
-        return lineEnd(p, i)  // on nil, the caller takes back any data
+        return lineEnd(p, i)
     }
 
     /// Decodes `size` bytes of hex at `i` into `data`; the index after them (which must
@@ -320,7 +393,7 @@ struct FastLineParser {
     /// ends its field; nil for anything else, and for more digits than 64 bits need
     /// (leading zeros are the general path's).
     @inline(__always)
-    private func fastNumber(_ p: UnsafePointer<UInt8>, _ i: inout Int) -> UInt64? {
+    private mutating func fastNumber(_ p: UnsafePointer<UInt8>, _ i: inout Int) -> UInt64? {
         var k = i
         var v: UInt64 = 0
         if p[k] == 0x30 && p[k &+ 1] | 0x20 == 0x78 {
@@ -328,6 +401,37 @@ struct FastLineParser {
             // ends the run: the zone leaves room after it).
             k &+= 2
             let first = k
+            // Eight digits at once when there are as many: the last eight-digit start
+            // read, when these bytes repeat it (nearby addresses share their first
+            // digits), or four pairs looked up side by side. Then four more (an
+            // address of 12 digits ends there), then pair by pair.
+            let w = word(p + k)
+            var eight = w == lastEight
+            if eight {
+                v = lastEightValue
+            } else {
+                let p0 = hexPairs[Int(w & 0xFFFF)], p1 = hexPairs[Int(w &>> 16 & 0xFFFF)]
+                let p2 = hexPairs[Int(w &>> 32 & 0xFFFF)], p3 = hexPairs[Int(w &>> 48)]
+                if (p0 | p1 | p2 | p3) <= 0xFF {
+                    v = UInt64(p0) &<< 24 | UInt64(p1) &<< 16 | UInt64(p2) &<< 8 | UInt64(p3)
+                    lastEight = w
+                    lastEightValue = v
+                    eight = true
+                }
+            }
+            if eight {
+                k &+= 8
+                let h = UnsafeRawPointer(p + k).loadUnaligned(as: UInt32.self)
+                let p4 = hexPairs[Int(h & 0xFFFF)], p5 = hexPairs[Int(h &>> 16)]
+                if (p4 | p5) <= 0xFF {
+                    v = v &<< 16 | UInt64(p4) &<< 8 | UInt64(p5)
+                    k &+= 4
+                    if ends(p[k]) {
+                        i = k
+                        return v
+                    }
+                }
+            }
             while true {
                 let pair = hexPairs[Int(UnsafeRawPointer(p + k).loadUnaligned(as: UInt16.self))]
                 if pair > 0xFF { break }
@@ -343,6 +447,10 @@ struct FastLineParser {
         } else {
             let first = k
             var d = p[k] &- 0x30
+            if d < 10 && ends(p[k &+ 1]) {  // one digit: a store's usual SIZE
+                i = k &+ 1
+                return UInt64(d)
+            }
             while d < 10 {
                 v = v &* 10 &+ UInt64(d)
                 k &+= 1
@@ -357,7 +465,7 @@ struct FastLineParser {
     /// `op ID end` and `op ID begin dst= len= [src=] [name=] [contract=]` with a name
     /// the general path has read before, plus `stack=` and `thread=`.
     @inline(__always)
-    private func fastOp(_ p: UnsafePointer<UInt8>, _ e: UnsafeMutablePointer<Event>) -> Int? {
+    private mutating func fastOp(_ p: UnsafePointer<UInt8>, _ e: UnsafeMutablePointer<Event>) -> Int? {
         var i = 2
         guard skipBlanks(p, &i), let id = fastNumber(p, &i), skipBlanks(p, &i) else { return nil }
         let w = word(p + i)

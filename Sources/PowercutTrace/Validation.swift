@@ -138,19 +138,29 @@ struct TraceValidator {
     @inline(__always)
     mutating func event(_ e: Event, at: Location) -> String? {
         if e.stack != 0 && e.stack != lastStack {
-            let known = e.stack < 65536 ? definedLow[Int(e.stack >> 6)] & (1 << UInt64(e.stack & 63)) != 0 : stacks[e.stack] != nil
-            if !known { return undefinedStack(e.stack) }
+            if !isDefined(stack: e.stack) { return undefinedStack(e.stack) }
             lastStack = e.stack
         }
         switch e.kind {
         case .store, .ntstore:
-            if e.size == 0 || e.size > Self.maxStoreSize || e.address &+ (e.size - 1) < e.address { return badStore(e) }
-            return nil
+            return Self.storeFits(address: e.address, size: e.size) ? nil : badStore(e)
         case .stackDefinition, .clwb, .clflushopt, .clflush, .sfence, .mfence, .fence, .wpqflush:
             return nil
         case .opBegin, .opEnd, .durable, .mark, .pmem, .pmemRelease:
             return marker(e, at: at)
         }
+    }
+
+    /// Whether a stack ID names a stack defined so far.
+    @inline(__always)
+    func isDefined(stack id: UInt32) -> Bool {
+        id < 65536 ? definedLow.withUnsafeBufferPointer { $0[Int(id >> 6)] } & (1 << UInt64(id & 63)) != 0 : stacks[id] != nil
+    }
+
+    /// Whether a store's SIZE is in range and its bytes lie inside the address space.
+    @inline(__always)
+    static func storeFits(address: UInt64, size: UInt64) -> Bool {
+        size &- 1 < maxStoreSize && address &+ (size &- 1) >= address
     }
 
     @inline(never)

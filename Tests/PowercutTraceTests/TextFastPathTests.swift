@@ -76,6 +76,39 @@ private func trace(_ lines: [UInt8]) -> [UInt8] {
         #expect(fastEvents == (t?.events.count ?? 0) - 1)
     }
 
+    /// Lines that repeat the first eight address digits, the ` stack=D` tail or a
+    /// store's ` S stack=D` of the line before (what the fast path reuses without
+    /// reading them again) and then differ, or end early: every pair reads alike
+    /// both ways.
+    @Test func linesThatRepeatTheLastPrefixOrTailReadAlikeBothWays() {
+        let lines = [
+            "store 0x7f002e3cb108 8 stack=1", "ntstore 0x7f002e3cb110 8 stack=2", "clwb 0x7f002e3c", "clwb 0x7f002e3cZ",
+            "clwb 0x7f002e3c1", "clwb 0x7f002e3cb1101", "clwb 0x7f002e3cb110123456", "clwb 0x7f002e3cb11012345",
+            "clwb 0x7f002e3cb1x", "store 0x7f002e3c 8 stack=12", "store 0x7f002e3c 8 stack=1 ", "store 0x7f002e3c 8 stack=1\r",
+            "store 0x7f002e3c 8 stack=1#", "store 0x7f002e3c 8 stack=3", "clwb 0x7f002e3c stack=1", "store 0x7f002e3cb108 0 stack=1",
+            "store 0xffffffffffffffff 2 stack=1", "store 0x7f002e3cb108 1048577 stack=1", "store 0x7f002e3cb108 8 stack=1 stack=1",
+            "sfence stack=2", "store 0x7F002E3Cb108 9 stack=2", "store 0x7f002e3cb108 8 stack=1x",
+            "ntstore 0x7f002e3cb110 8 stack=1", "store 0x10 8 stack=2", "store 0xfffffffffffffffc 8 stack=1",
+            "clwb 0x7f002e3c 8 stack=1", "store 0x7f002e3cb108\t8 stack=1", "store 0x7f002e3cb108 8 stack=1 thread=1",
+            "store 0x7f002e3cb108 1 data=ab", "store 0x7f002e3cb108 8 stack=1 # c", "store 0x7f002e3cb108 8 stack=",
+        ].map { Array($0.utf8) }
+        var differing: [String] = []
+        for a in lines {
+            for b in lines {
+                let t = trace(a + [0x0A] + b)
+                if outcome(t, fast: false).result != outcome(t, fast: true).result {
+                    differing.append(String(decoding: a + [0x0A] + b, as: UTF8.self).debugDescription)
+                }
+            }
+        }
+        #expect(differing.isEmpty, "\(differing.prefix(5))")
+        // And the repeats are the fast path's to take.
+        let repeats = trace(bytes("store 0x7f002e3cb108 8 stack=1\nstore 0x7f002e3cb110 8 stack=1\nclwb 0x7f002e3cb110 stack=1"))
+        let (result, fastEvents) = outcome(repeats, fast: true)
+        let events = (try? result.get())?.events.count ?? 0
+        #expect(events == 6 && fastEvents == events - 1)
+    }
+
     /// Mutated common lines (bytes replaced, inserted, dropped: blanks, `#`, `=`,
     /// newlines, NUL, ESC, non-UTF-8, digits) read alike both ways.
     @Test func mutatedLinesReadAlikeBothWays() {
