@@ -204,12 +204,13 @@ public enum TraceText {
         }
     }
 
-    /// Whether `bytes` is valid UTF-8.
-    static func isUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// Whether every sequence of `bytes` at or above 0x80 is valid UTF-8 for a character
+    /// that is not a C1 control (the bytes below 0x80 are the caller's to judge): such a
+    /// field is written as it is, in both forms, and reads back the same.
+    static func isPrintableUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var i = 0
         while i < bytes.count {
             if bytes[i] < 0x80 { i += 1; continue }
-            if bytes[i] == 0xC2, i + 1 < bytes.count, bytes[i + 1] & 0xC0 == 0x80 { i += 2; continue }
             guard let len = printableSequence(bytes, at: i) else { return false }
             i += len
         }

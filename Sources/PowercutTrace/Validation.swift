@@ -263,8 +263,8 @@ struct TraceValidator {
             }
         case .metaKey:
             if bytes.isEmpty || bytes.count > 255
-                || bytes.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == 0x23 || $0 == 0x5C }) || !TraceText.isUTF8(bytes) {
-                return "bad meta key '\(TraceText.quote(bytes))' (expected 1 to 255 bytes of UTF-8 without spaces, control bytes, '#' or '\\')"
+                || bytes.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == 0x23 || $0 == 0x5C }) || !TraceText.isPrintableUTF8(bytes) {
+                return "bad meta key '\(TraceText.quote(bytes))' (expected 1 to 255 bytes of printable UTF-8 without spaces, control characters, '#' or '\\')"
             }
         case .metaValue, .name:
             break

@@ -134,6 +134,8 @@ let awkward: [UInt8] = Array("a#b".utf8) + [0x09, 0x0A, 0x0D, 0x00, 0x1B] + Arra
 
     @Test func metaKeysAndBuildIDsAreNotFreeText() {
         #expect(error("powercut-trace 1\nmeta a\\x20b v\n")?.description.hasPrefix("t.pct:2: bad meta key 'a\\x5cx20b'") == true)
+        // A C1 control is valid UTF-8 but not printable: no key holds one, in either form.
+        #expect(error("powercut-trace 1\nmeta a\u{8e}b v\n")?.description.hasPrefix("t.pct:2: bad meta key 'a\\xc2\\x8eb'") == true)
         #expect(error("powercut-trace 1\nmodule /a 0 1 build-id=12\\x34\n")?.description.hasPrefix("t.pct:2: bad build-id") == true)
         #expect(error("powercut-trace 1\nmodule /a 0 1 build-id=xyz\n")?.description.hasPrefix("t.pct:2: bad build-id 'xyz' (expected hex digits only)") == true)
     }
