@@ -148,10 +148,10 @@ public struct SuppressionList: Sendable, Equatable {
                 if l == "}" { break }
                 if l == "..." {
                     frames.append(.anyFrames)
-                } else if l.hasPrefix("fun:") && l.count > 4 {
-                    frames.append(.function(String(l.dropFirst(4))))
-                } else if l.hasPrefix("obj:") && l.count > 4 {
-                    frames.append(.object(String(l.dropFirst(4))))
+                } else if let name = l.afterPrefix("fun:") {
+                    frames.append(.function(name))
+                } else if let path = l.afterPrefix("obj:") {
+                    frames.append(.object(path))
                 } else {
                     throw fail(n, "expected a frame line (fun:NAME, obj:PATH or ...) or '}', found '\(l.prefix(40))'")
                 }
@@ -225,4 +225,14 @@ public func wildcardMatch(_ pattern: String, _ text: String) -> Bool {
     }
     while i < p.count && p[i] == "*" { i += 1 }
     return i == p.count
+}
+
+extension Substring {
+    /// The rest after `prefix` when the line starts with it and has more, compared as
+    /// bytes: a name or path that begins with a combining mark (U+030A) joins the
+    /// prefix's ':' into one Character, so a Character comparison would miss it.
+    func afterPrefix(_ prefix: String) -> String? {
+        guard utf8.count > prefix.utf8.count, utf8.starts(with: prefix.utf8) else { return nil }
+        return String(Substring(utf8.dropFirst(prefix.utf8.count)))
+    }
 }

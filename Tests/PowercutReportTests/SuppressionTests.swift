@@ -142,6 +142,23 @@ import PowercutOutput
         #expect(text.contains("   powercut:not-durable\n   ...\n}\n"))
     }
 
+    @Test func aPathBeginningWithACombiningMarkReadsBackAndMatches() throws {
+        // U+030A right after "obj:" joins the ':' into one Character (found by fuzzing:
+        // powercut rejected the blocks it had generated).
+        let t = try checked("""
+            module \u{30A}sr/lib/libpmem.so.1 0x7f0000000000 0x10000
+            pmem 0x7f1000000000 0x10000
+            stack 1 0x7f0000001a2c
+            op 1 begin dst=0x7f1000000003 len=5 contract=persist
+            store 0x7f1000000003 5 stack=1
+            op 1 end
+            """)
+        let text = SuppressionList.generate(t.result.findings.map { ($0, t) }, frames: FrameResolver())
+        #expect(text.contains("   obj:\u{30A}sr/lib/libpmem.so.1\n"))
+        let list = SuppressionList(try SuppressionList.parse(text, file: "gen.supp"))
+        #expect(t.result.findings.allSatisfy { list.match($0, in: t, frames: FrameResolver()) != nil })
+    }
+
     @Test func wildcardsAreValgrinds() {
         #expect(wildcardMatch("*", ""))
         #expect(wildcardMatch("a*b?d", "a/x/yb_d"))
