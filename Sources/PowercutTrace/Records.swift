@@ -152,18 +152,7 @@ public struct Event: Equatable, Sendable {
     }
 
     public init(kind: EventKind, seq: UInt64 = 0, address: UInt64 = 0, size: UInt64 = 0, stack: UInt32 = 0) {
-        self.kind = kind
-        self.contract = .flushcache
-        self.flags = 0
-        self.stack = stack
-        self.seq = seq
-        self.address = address
-        self.size = size
-        self.op = 0
-        self.source = 0
-        self.name = 0
-        self.dataOffset = 0
-        self.thread = 0
+        self.init(kind: kind, seq: seq, address: address, size: size, stack: stack, thread: 0)
     }
 
     /// The fields a store, write-back or fence has, all at once (the binary reader's fast path).
