@@ -273,4 +273,26 @@ public struct EventBatch: Sendable {
         let start = Int(event.dataOffset)
         return data[start..<start + Int(event.size)]
     }
+
+    /// Replaces the events with up to `max` new ones that `decode` writes straight into
+    /// the new array's storage (no staging copy), keeping the data pool's storage;
+    /// `decode` counts what it wrote in `count`, also when it throws.
+    @inline(__always)
+    mutating func refill(max: Int, _ decode: (UnsafeMutablePointer<Event>, Int, inout Int, inout [UInt8]) throws(TraceError) -> Bool) throws(TraceError) -> Bool {
+        var failure: TraceError?
+        var more = false
+        var pool: [UInt8] = []
+        swap(&pool, &data)
+        events = []  // gives its storage back, for the new array to reuse
+        events = Array(unsafeUninitializedCapacity: max) { buffer, count in
+            do throws(TraceError) {
+                more = try decode(buffer.baseAddress!, max, &count, &pool)
+            } catch {
+                failure = error
+            }
+        }
+        swap(&pool, &data)
+        if let failure { throw failure }
+        return more
+    }
 }

@@ -373,21 +373,7 @@ final class TextTraceReader {
     func read(into batch: inout EventBatch, max requested: Int) throws(TraceError) -> Bool {
         let max = Swift.max(requested, 1)
         if recordsLines { lines.removeAll(keepingCapacity: true) }
-        var failure: TraceError?
-        var more = false
-        var data: [UInt8] = []
-        swap(&data, &batch.data)
-        batch.events = []  // gives its storage back, for the new array to reuse
-        batch.events = Array(unsafeUninitializedCapacity: max) { buffer, count in
-            do throws(TraceError) {
-                more = try fill(buffer.baseAddress!, max: max, count: &count, data: &data)
-            } catch {
-                failure = error
-            }
-        }
-        swap(&data, &batch.data)
-        if let failure { throw failure }
-        return more
+        return try batch.refill(max: max) { out, max, count, data throws(TraceError) in try fill(out, max: max, count: &count, data: &data) }
     }
 
     /// Decodes up to `max` events into `out`; `n` counts those written, also when it
