@@ -413,9 +413,12 @@ final class PersistenceModel {
     /// line's masks and table count in registers; each other store goes through `store`
     /// (which caches its line for the next ones). `outOfBounds` is called for a store that
     /// leaves [boundsLo, boundsLo + boundsLength) when `checkBounds`, before the store.
+    /// A coalesced run of stores (`Event.runLength` > 1) counts as its stores: `extra`
+    /// grows by each run's length less one.
     @inline(__always)
     func storeRun(_ p: UnsafePointer<Event>, _ end: UnsafePointer<Event>, thread: UInt32, checkBounds: Bool,
-                  boundsLo: UInt64, boundsLength: UInt64, outOfBounds: (Event) -> Void) -> UnsafePointer<Event> {
+                  boundsLo: UInt64, boundsLength: UInt64, extra: inout UInt64,
+                  outOfBounds: (Event) -> Void) -> UnsafePointer<Event> {
         var q = p
         while q < end {
             // The cached line, in locals: nothing below writes the model's fields until
@@ -439,6 +442,10 @@ final class PersistenceModel {
             while q < end {
                 let kind = q.pointee.kind
                 guard kind.rawValue <= EventKind.ntstore.rawValue && q.pointee.thread == thread else { break }
+                guard q.pointee.runLength == 1 else {
+                    slow = true
+                    break
+                }
                 let address = q.pointee.address, size = q.pointee.size
                 // Below dst, `o` wraps above any length dst+len can have.
                 let o = address &- boundsLo
@@ -480,12 +487,81 @@ final class PersistenceModel {
                 if anyNT { markPending(fastSlot) }
             }
             guard slow else { return q }
-            // Its bounds are checked: the general path, then on with the line it caches.
-            store(q.pointee.address, q.pointee.size, seq: q.pointee.seq, stack: q.pointee.stack,
-                  nonTemporal: q.pointee.kind == .ntstore)
+            if q.pointee.runLength != 1 {
+                storeRepeated(q.pointee, checkBounds: checkBounds, boundsLo: boundsLo, boundsLength: boundsLength,
+                              outOfBounds: outOfBounds)
+                extra &+= UInt64(q.pointee.runLength &- 1)
+            } else {
+                // Its bounds are checked: the general path, then on with the line it caches.
+                store(q.pointee.address, q.pointee.size, seq: q.pointee.seq, stack: q.pointee.stack,
+                      nonTemporal: q.pointee.kind == .ntstore)
+            }
             q += 1
         }
         return q
+    }
+
+    /// A run of back-to-back stores of one kind, size and stack (`Event.runLength`):
+    /// the stores that fall in the cached line go in at once (one mask update, a table
+    /// entry and index bytes per store, as each alone would leave them); any other goes
+    /// through `store`, which caches its line for the next. A run that leaves the op's
+    /// bounds anywhere is applied store by store, each judged as it comes.
+    @inline(never)
+    func storeRepeated(_ e: Event, checkBounds: Bool, boundsLo: UInt64, boundsLength: UInt64,
+                       outOfBounds: (Event) -> Void) {
+        let k = UInt64(e.runLength), size = e.size, nonTemporal = e.kind == .ntstore
+        // size <= 2^20 and k < 2^32: no overflow; the decoder made sure no store wraps.
+        let span = size &* k
+        let o = e.address &- boundsLo
+        if checkBounds && (o > boundsLength || span > boundsLength &- o) {
+            for i in 0..<e.runLength {
+                let m = e.member(i)
+                let mo = m.address &- boundsLo
+                if mo > boundsLength || size > boundsLength &- mo { outOfBounds(m) }
+                store(m.address, size, seq: m.seq, stack: e.stack, nonTemporal: nonTemporal)
+            }
+            return
+        }
+        var i: UInt64 = 0
+        while i < k {
+            let address = e.address &+ i &* size
+            let off = address &- fastBase
+            if off < fastSpan && size <= fastSpan &- off {
+                let n = fastRecCount.pointee
+                let c = min(k &- i, (fastSpan &- off) / size, UInt64(fastRecRoom > n ? fastRecRoom &- n : 0))
+                if c > 0 {
+                    let seqs = fastRecSeq, stacks = fastRecStack, index = fastStoreIdx, p = fastMasks
+                    let lo = Int(truncatingIfNeeded: off), width = Int(truncatingIfNeeded: size)
+                    var at = lo
+                    for j in 0..<Int(truncatingIfNeeded: c) {
+                        let r = Int(n) &+ j
+                        seqs[r] = e.seq &+ i &+ UInt64(j)
+                        stacks[r] = e.stack
+                        Self.fillIndex(index + at, UInt8(truncatingIfNeeded: r), count: width)
+                        at &+= width
+                    }
+                    fastRecCount.pointee = n &+ Int32(truncatingIfNeeded: c)
+                    let m = Self.bits(lo, at)
+                    p[Self.flushingMask] &= ~m
+                    p[Self.queuedMask] &= ~m
+                    p[Self.hintedMask] &= ~m
+                    if nonTemporal {
+                        p[Self.dirtyMask] &= ~m
+                        p[Self.wcMask] |= m
+                        p[Self.ntMask] |= m
+                        if !fastPending.pointee { markPending(fastSlot) }
+                    } else {
+                        p[Self.dirtyMask] |= m
+                        p[Self.wcMask] &= ~m
+                        p[Self.ntMask] &= ~m
+                    }
+                    i &+= c
+                    continue
+                }
+            }
+            store(address, size, seq: e.seq &+ i, stack: e.stack, nonTemporal: nonTemporal)
+            i &+= 1
+        }
     }
 
     /// Forgets the fast path's line (see `fastBase`).

@@ -191,9 +191,11 @@ public final class Replayer {
     /// Replays the events of a batch (stack definitions are skipped).
     public func apply(_ batch: EventBatch) {
         if let observer, observer.observesStores {
-            for e in batch.events where e.kind != .stackDefinition {
-                apply(e)
-                observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
+            for whole in batch.events where whole.kind != .stackDefinition {
+                whole.forEachMember { e in
+                    applyOther(e)
+                    observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
+                }
             }
             return
         }
@@ -206,13 +208,18 @@ public final class Replayer {
                 // the model's line cache.
                 if fast && p.pointee.kind.rawValue <= EventKind.ntstore.rawValue && p.pointee.thread == activeThread {
                     let start = p
+                    var extra: UInt64 = 0
                     p = model.storeRun(p, end, thread: activeThread, checkBounds: checkBounds, boundsLo: boundsLo,
-                                       boundsLength: boundsLength) { outOfBounds($0) }
-                    events &+= UInt64(p - start)
+                                       boundsLength: boundsLength, extra: &extra) { outOfBounds($0) }
+                    events &+= UInt64(p - start) &+ extra
                 } else {
-                    applyOther(p.pointee)
                     if let observer, p.pointee.kind != .stackDefinition {
-                        observer.replayer(self, applied: p.pointee, data: p.pointee.hasData ? batch.data(of: p.pointee) : nil)
+                        p.pointee.forEachMember { e in
+                            applyOther(e)
+                            observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
+                        }
+                    } else {
+                        applyOther(p.pointee)
                     }
                     p += 1
                 }
@@ -236,11 +243,21 @@ public final class Replayer {
         model.setThread(thread)
     }
 
-    /// Applies one event.
+    /// Applies one event (each store of a coalesced run in turn).
     public func apply(_ e: Event) { applyOther(e) }
+
+    /// Whether `apply` takes a coalesced run of stores (`Event.runLength`) whole: the
+    /// per-store paths (per-cut counts, an observer that sees stores) apply its stores
+    /// one by one, with the same verdicts, so a reader should coalesce only when this is
+    /// true (`TraceReader.coalescesStoreRuns`).
+    public var acceptsStoreRuns: Bool { !options.recordCuts && observer?.observesStores != true }
 
     @inline(never)
     private func applyOther(_ e: Event) {
+        if e.runLength != 1 {
+            e.forEachMember { applyOther($0) }
+            return
+        }
         if e.thread != activeThread && e.kind != .stackDefinition { switchThread(to: e.thread) }
         switch e.kind {
         case .store, .ntstore:
@@ -500,6 +517,7 @@ extension Replayer {
     /// Replays what a reader reads, streaming.
     public static func replay(reader: TraceReader, options: ReplayOptions = ReplayOptions()) throws(TraceError) -> (ReplayResult, TraceReader) {
         let r = Replayer(header: reader.header, options: options)
+        reader.coalescesStoreRuns = r.acceptsStoreRuns
         var batch = EventBatch()
         // Small batches stay in the cache between the reader and the model.
         while try reader.read(into: &batch, max: 512) { r.apply(batch) }

@@ -443,7 +443,7 @@ final class BinaryTraceReader {
             if finished { return n > 0 }
             _ = try input.ensure(64)
             if pendingTag == nil {
-                n = fastEvents(out, n, max)
+                n = coalescesStoreRuns ? fastEvents(out, n, max, coalesce: true) : fastEvents(out, n, max, coalesce: false)
                 if n == max { break }
             }
             let start = input.fileOffset - (pendingTag != nil ? 1 : 0)
@@ -562,7 +562,7 @@ final class BinaryTraceReader {
     /// stack seen before); the validator sees the markers and the first event of each
     /// stack, which is all it would act on.
     @inline(__always)
-    private func fastEvents(_ out: UnsafeMutablePointer<Event>, _ first: Int, _ max: Int) -> Int {
+    private func fastEvents(_ out: UnsafeMutablePointer<Event>, _ first: Int, _ max: Int, coalesce: Bool) -> Int {
         var n = first
         let buf = UnsafePointer(input.buffer)
         var pos = input.position
@@ -597,9 +597,15 @@ final class BinaryTraceReader {
                 }
                 (out + n).initialize(to: Event(kind: repeated.kind, seq: seq, address: address, size: repeated.size,
                                                stack: repeated.stack, thread: thread))
+                pos &+= repeated.length
+                if coalesce && repeated.mode == 2 && repeated.delta == 0 {
+                    // The records after it that repeat it join it.
+                    let more = Self.repeats(repeated.bytes, repeated.mask, repeated.length, repeated.size, buf, &pos, limit, after: &next)
+                    out[n].runLength = 1 &+ more
+                    seq &+= UInt64(more)
+                }
                 n &+= 1
                 seq &+= 1
-                pos &+= repeated.length
                 prev = next
                 continue
             }
@@ -670,19 +676,50 @@ final class BinaryTraceReader {
             }
             (out + n).initialize(to: Event(kind: EventKind(unchecked: code), seq: seq, address: address, size: size,
                                            stack: stack, thread: thread))
-            if p &- pos <= 4 {
+            let short = p &- pos <= 4
+            if short {
                 let length = p &- pos
                 repeated = RepeatedRecord(
                     bytes: word & (UInt32.max >> UInt32(32 &- 8 &* length)), mask: UInt32.max >> UInt32(32 &- 8 &* length),
                     length: length, kind: EventKind(unchecked: code),
                     mode: code <= 1 ? 2 : code <= 4 ? 1 : 0, delta: address &- prev, size: size, stack: stack)
             }
+            pos = p
+            if coalesce && short && code <= 1 && address == prev {
+                // A store with delta 0 whose record repeats are compared with: the records
+                // after it that repeat it join it.
+                let more = Self.repeats(repeated.bytes, repeated.mask, repeated.length, repeated.size, buf, &pos, limit, after: &next)
+                out[n].runLength = 1 &+ more
+                seq &+= UInt64(more)
+            }
             n &+= 1
             seq &+= 1
-            pos = p
             prev = next
         }
         return n
+    }
+
+    /// How many records from `pos` on repeat a store record with delta 0 (its `bytes`
+    /// under `mask`, `length` bytes long, storing `size` bytes) back to back, each a
+    /// store at the running address `end`: stops before a record that differs, one that
+    /// would start at address 0 (a wrap past the top) or end past it, and where fewer
+    /// than 64 bytes are left (`limit`). Moves `pos` and `end` past them.
+    @inline(never)
+    private static func repeats(_ bytes: UInt32, _ mask: UInt32, _ length: Int, _ size: UInt64,
+                                _ buf: UnsafePointer<UInt8>, _ pos: inout Int, _ limit: Int,
+                                after end: inout UInt64) -> UInt32 {
+        var count: UInt32 = 0
+        var p = pos, a = end
+        while p <= limit && count < UInt32.max &- 1 {
+            let word = UnsafeRawPointer(buf + p).loadUnaligned(as: UInt32.self)
+            guard word & mask == bytes && a != 0 && a &+ (size &- 1) >= a else { break }
+            count &+= 1
+            p &+= length
+            a &+= size
+        }
+        pos = p
+        end = a
+        return count
     }
 
     /// A short store, write-back or fence record the fast path decoded and accepted:
@@ -703,6 +740,10 @@ final class BinaryTraceReader {
     }
 
     private var repeated = RepeatedRecord()
+
+    /// Give a run of back-to-back stores with identical records (a copy loop's body) as
+    /// one event (`Event.runLength`), for a replay that applies it whole.
+    var coalescesStoreRuns = false
 
     /// The first event with a stack the fast path has not seen: whether the validator
     /// accepts it (the stack is defined).

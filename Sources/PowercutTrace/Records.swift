@@ -131,7 +131,8 @@ public struct Event: Equatable, Sendable {
     public var address: UInt64
     /// store/ntstore: SIZE; durable: LEN; opBegin: len.
     public var size: UInt64
-    /// opBegin/opEnd: the op ID.
+    /// opBegin/opEnd: the op ID. store/ntstore: how many more stores a coalesced run
+    /// holds (0 unless the reader coalesces; read it as `runLength`).
     public var op: UInt64
     /// opBegin: src, when `hasSource`.
     public var source: UInt64
@@ -170,6 +171,34 @@ public struct Event: Equatable, Sendable {
         self.name = 0
         self.dataOffset = 0
         self.thread = thread
+    }
+
+    /// store/ntstore: how many stores of SIZE bytes this event stands for, back to back:
+    /// store i (from 0) covers SIZE bytes at address + i × SIZE and is event seq + i,
+    /// with the same kind, stack and thread. Always 1 unless the reader was asked to
+    /// coalesce such runs (`TraceReader.coalescesStoreRuns`); `member(_:)` gives each.
+    /// Kept in `op`, which a store has no other use for (an `Event` stays 64 bytes).
+    @inline(__always)
+    public var runLength: UInt32 {
+        get { kind.rawValue <= EventKind.ntstore.rawValue ? UInt32(truncatingIfNeeded: op) &+ 1 : 1 }
+        set { op = UInt64(newValue &- 1) }
+    }
+
+    /// Store i (from 0) of a coalesced run, as the event it was in the trace.
+    @inline(__always)
+    public func member(_ i: UInt32) -> Event {
+        var e = self
+        e.address = address &+ UInt64(i) &* size
+        e.seq = seq &+ UInt64(i)
+        e.runLength = 1
+        return e
+    }
+
+    /// Calls `body` with each event this one stands for: itself, or each store of a run.
+    @inline(__always)
+    public func forEachMember(_ body: (Event) throws -> Void) rethrows {
+        if runLength == 1 { return try body(self) }
+        for i in 0..<runLength { try body(member(i)) }
     }
 
     public var hasData: Bool { flags & Flags.hasData != 0 }

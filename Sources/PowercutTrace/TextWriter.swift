@@ -258,6 +258,10 @@ struct WriterChecks {
 
     @inline(__always)
     func event(_ e: Event, names: [String], file: String) throws(TraceError) {
+        if e.runLength != 1 {
+            // Only a reader asked to coalesce makes these, for a replay; a writer gets each store.
+            throw refuse("event #\(e.seq) stands for a run of \(e.runLength) stores (write each: Event.member)", file)
+        }
         guard e.kind.isMarker else { return }
         if e.kind == .mark || e.kind == .opBegin || e.kind == .pmem, e.name != 0 || e.kind == .mark {
             if Int(e.name) > names.count { throw refuse("event #\(e.seq) names name \(e.name) of \(names.count)", file) }

@@ -77,6 +77,20 @@ public final class TraceReader {
         }
     }
 
+    /// Whether a run of back-to-back stores whose records are identical but for their
+    /// place (a copy loop's body, say) comes as one event whose `runLength` counts them,
+    /// for a replay that applies the run whole (`Replayer.acceptsStoreRuns`). Off by
+    /// default: every consumer but the replayer wants each event. Binary traces only;
+    /// a text trace gives each store on its own either way.
+    public var coalescesStoreRuns: Bool {
+        get {
+            if case .binary(let r) = backend { r.coalescesStoreRuns } else { false }
+        }
+        set {
+            if case .binary(let r) = backend { r.coalescesStoreRuns = newValue }
+        }
+    }
+
     /// Replaces the batch's contents with up to `max` further events. Returns false
     /// when the trace has no more.
     public func read(into batch: inout EventBatch, max: Int = 4096) throws(TraceError) -> Bool {

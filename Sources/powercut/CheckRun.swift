@@ -122,6 +122,7 @@ extension CheckOptions {
         let opSpool = perOp ? OpSpool() : nil
         let observer: ReplayObserver? = cutSpool?.observer() ?? opSpool?.observer()
         let replayer = Replayer(header: reader.header, options: options, observer: observer)
+        reader.coalescesStoreRuns = replayer.acceptsStoreRuns
         var batch = EventBatch()
         // Small batches stay in the cache between the reader and the model.
         var batches = 0

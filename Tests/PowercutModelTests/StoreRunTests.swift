@@ -1,0 +1,135 @@
+import Glibc
+import Testing
+import PowercutTrace
+@testable import PowercutModel
+
+/// A random trace of copy routines: runs of back-to-back stores of one size (the body
+/// of a copy loop), with heads, tails, write-backs and fences, ops whose bounds the
+/// runs may leave, pmem ranges that end (or turn volatile) mid-run, a run to the top of
+/// the address space, and thread switches. The shapes a binary reader coalesces.
+func copyTrace(seed: UInt64, copies: Int, domain: Domain, lineSize: UInt64) -> String {
+    var rng = SplitMix(state: seed)
+    var s = "powercut-trace 1\nline-size \(lineSize)\ndomain \(domain)\n"
+    s += "pmem 0x10000 0x3000 name=a\npmem 0x13000 0x800 volatile\npmem 0xfffffffffffff000 0x1000 name=top\n"
+    s += "stack 1 0x401000\nstack 2 0x401100\n"
+    for c in 1...copies {
+        let thread = rng.below(5) == 0 ? " thread=\(1 + rng.below(2))" : ""
+        let top = rng.below(12) == 0
+        let size: UInt64 = [8, 8, 8, 16, 4, 12, 1, 32][Int(rng.below(8))]
+        let count = 1 + rng.below(rng.below(3) == 0 ? 200 : 24)
+        var d = top ? 0 &- size &* count : 0x10000 + rng.below(0x3600)
+        let kind = rng.below(3) == 0 ? "store" : "ntstore"
+        let stack = rng.below(3) == 0 ? "" : " stack=\(1 + rng.below(2))"
+        // Bounds that fit the copy, or fall short of it at either end.
+        let slack = rng.below(4) == 0 ? min(rng.below(3 * size + 1), size * count) : 0
+        let dst = rng.below(2) == 0 ? d : d &+ slack
+        let len = size &* count &- slack
+        s += "op \(c) begin dst=0x\(hex(dst)) len=\(len) contract=\(["flushcache", "persist", "none"][Int(rng.below(3))])\(thread)\n"
+        if rng.below(3) == 0 { s += "store 0x\(hex(d &- 3)) 3\(thread)\n" }
+        for i in 0..<count {
+            s += "\(kind) 0x\(hex(d)) \(size)\(stack)\(thread)\n"
+            d &+= size
+            if i == count / 2 && rng.below(8) == 0 { s += "clwb 0x\(hex(d &- 1))\(thread)\n" }
+            if i == count / 3 && rng.below(10) == 0 { s += "mark midway\(thread)\n" }
+        }
+        if top && rng.below(2) == 0 { s += "store 0x0 8\(thread)\n" }  // the address after the top: not a run's next store
+        if kind == "store" || rng.below(2) == 0 {
+            var line = (d &- size &* count) / lineSize * lineSize
+            while line < d && rng.below(10) != 0 {
+                s += "clwb 0x\(hex(line))\(thread)\n"
+                line &+= lineSize
+            }
+        }
+        s += "op \(c) end\(thread)\n"
+        if rng.below(6) != 0 { s += "sfence\(thread)\n" }
+        if domain == .wpq && rng.below(3) == 0 { s += "wpqflush\(thread)\nsfence\(thread)\n" }
+    }
+    return s
+}
+
+@Suite struct StoreRunTests {
+    /// Reads every event of a trace file, runs expanded into their stores.
+    func events(of path: String, coalescing: Bool) throws -> (events: [Event], runs: Int) {
+        let reader = try TraceReader(path: path)
+        reader.coalescesStoreRuns = coalescing
+        var out: [Event] = []
+        var runs = 0
+        var batch = EventBatch()
+        while try reader.read(into: &batch, max: 97) {
+            for e in batch.events {
+                if e.runLength > 1 { runs += 1 }
+                e.forEachMember { out.append($0) }
+            }
+        }
+        return (out, runs)
+    }
+
+    @Test func aCoalescingReaderGivesTheSameStoresAndAReplayTheSameVerdicts() throws {
+        let dir = "/tmp/powercut-runs-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { _ = system("rm -rf \(dir)") }
+        var runs = 0
+        for seed in UInt64(1)...36 {
+            let domain = Domain.allCases[Int(seed % 3)]
+            let lineSize: UInt64 = [64, 16, 128][Int(seed / 3 % 3)]
+            try OutputFile.write(copyTrace(seed: seed, copies: 60, domain: domain, lineSize: lineSize), to: "\(dir)/t.pct")
+            try convertTrace(from: "\(dir)/t.pct", to: "\(dir)/t.pctb", form: .binary)
+            let plain = try events(of: "\(dir)/t.pctb", coalescing: false)
+            let coalesced = try events(of: "\(dir)/t.pctb", coalescing: true)
+            #expect(plain.runs == 0)
+            #expect(coalesced.events == plain.events, "seed \(seed)")
+            runs += coalesced.runs
+            var counting = ReplayOptions()
+            counting.countAtRisk = true
+            for options in [ReplayOptions(), ReplayOptions(ntEvicts: true, strictClflush: true),
+                            ReplayOptions(recordCuts: true), counting] {
+                // Text is never coalesced: it is the store-by-store replay.
+                let (a, _) = try Replayer.replay(file: "\(dir)/t.pct", options: options)
+                let (b, _) = try Replayer.replay(file: "\(dir)/t.pctb", options: options)
+                // On a difference, name the first finding that differs, not all of them.
+                let common = min(a.findings.count, b.findings.count)
+                let differs = (0..<common).first { a.findings[$0] != b.findings[$0] }
+                    ?? (a.findings.count == b.findings.count ? nil : common)
+                #expect(differs == nil, "seed \(seed), line \(lineSize), \(domain): finding \(differs ?? 0) of \(a.findings.count) and \(b.findings.count) differs")
+                #expect(a.events == b.events && a.cuts == b.cuts && a.storesOutsidePmem == b.storesOutsidePmem
+                        && a.opCount == b.opCount && a.peakLiveLines == b.peakLiveLines)
+                if a.findings != b.findings { return }
+            }
+        }
+        // Not vacuous: most copies came as runs.
+        #expect(runs > 36 * 30)
+    }
+
+    @Test func aRunThatLeavesItsOpIsJudgedStoreByStore() throws {
+        var text = "powercut-trace 1\npmem 0x1000 0x1000\nop 1 begin dst=0x1010 len=16\n"
+        for i in 0..<6 { text += "ntstore 0x\(hex(0x1000 + 8 * UInt64(i))) 8\n" }
+        text += "op 1 end\nsfence\n"
+        // The reader's fast path, which coalesces, needs 64 bytes ahead of it.
+        text += String(repeating: "sfence\n", count: 64)
+        let dir = "/tmp/powercut-runs-bounds-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { _ = system("rm -rf \(dir)") }
+        try OutputFile.write(text, to: "\(dir)/t.pct")
+        try convertTrace(from: "\(dir)/t.pct", to: "\(dir)/t.pctb", form: .binary)
+        #expect(try events(of: "\(dir)/t.pctb", coalescing: true).runs == 1)
+        let (r, _) = try Replayer.replay(file: "\(dir)/t.pctb")
+        let outside = r.findings.filter { $0.rule == .outOfBoundsStore }.map { $0.event }
+        // Stores #1, #2 (below dst) and #5, #6 (past its end); #3 and #4 are inside.
+        #expect(outside == [1, 2, 5, 6])
+        #expect(r.events == 9 + 64)
+    }
+
+    @Test func writersRefuseARunRatherThanWriteOneStore() throws {
+        var e = Event(kind: .ntstore, seq: 0, address: 0x1000, size: 8)
+        e.runLength = 3
+        var header = TraceHeader()
+        header.records = [.pmem(PmemRange(base: 0x1000, length: 0x100))]
+        let trace = Trace(header: header, events: [e])
+        let path = "/tmp/powercut-runs-writer-\(getpid()).pctb"
+        defer { unlink(path) }
+        for form in [TraceForm.binary, .text] {
+            #expect(throws: TraceError.self) { try trace.write(to: path, form: form) }
+        }
+        #expect(e.member(2).address == 0x1010 && e.member(2).seq == 2 && e.member(2).runLength == 1)
+    }
+}
