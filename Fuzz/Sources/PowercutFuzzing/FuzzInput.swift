@@ -49,6 +49,9 @@ public enum FuzzCheck: String, CaseIterable, Sendable {
     case binaryText = "binary-text"
     /// A reader gives the same trace whatever the batch size it streams events in.
     case batches
+    /// A binary reader that coalesces store runs gives the same stores, and the replay
+    /// that takes runs whole the same verdicts as one store at a time.
+    case runs
     /// text -> binary -> text gives the canonical text back.
     case roundTrip = "roundtrip"
     /// The JSON, SARIF, JUnit, GitHub and SVG documents are well-formed.

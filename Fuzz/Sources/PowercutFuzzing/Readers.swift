@@ -71,6 +71,7 @@ public enum BinaryReaderTarget {
     public static func run(_ input: FuzzInput) -> Int32 {
         guard input.isBinary else { return -1 }
         guard let trace = readInBatches(input) else { return 0 }
+        checkRuns(input, trace)
         let text = trace.text
         switch tryReadTrace(Array(text.utf8)) {
         case .success(let again):
@@ -83,5 +84,39 @@ public enum BinaryReaderTarget {
             checkFailed(.binaryText, "the binary reader accepted a trace whose text form the text reader rejects (\(error)):\n\(escapedPrefix(text, max: 4000))")
         }
         return 0
+    }
+}
+
+/// A coalescing read of an accepted binary trace, runs expanded, is the trace read
+/// store by store (data offsets aside: the batches check covers the data); and the
+/// replay that takes runs whole (`Replayer.replay(reader:)`) finds what the replay of
+/// each store finds.
+func checkRuns(_ input: FuzzInput, _ trace: Trace) {
+    func plain(_ events: [Event]) -> [Event] {
+        events.map { e in
+            var e = e
+            e.dataOffset = 0
+            return e
+        }
+    }
+    do throws(TraceError) {
+        let reader = try TraceReader(bytes: input.bytes, name: inputName)
+        reader.coalescesStoreRuns = true
+        var b = EventBatch()
+        var events: [Event] = []
+        while try reader.read(into: &b, max: 1 + Int(input.hash % 64)) {
+            for e in b.events { e.forEachMember { events.append($0) } }
+        }
+        if plain(events) != plain(trace.events) {
+            checkFailed(.runs, "the binary reader gives other events when it coalesces store runs:\n  each store: \(escapedPrefix(trace.text, max: 1000))")
+        }
+        let options = input.replayOptions
+        let whole = try Replayer.replay(reader: try TraceReader(bytes: input.bytes, name: inputName), options: options).0
+        let each = Replayer.replay(trace, options: options)
+        if whole.findings != each.findings || whole.events != each.events {
+            checkFailed(.runs, "the replay that takes store runs whole finds \(whole.findings.map(\.rule.rawValue)) in \(whole.events) events, store by store \(each.findings.map(\.rule.rawValue)) in \(each.events):\n\(escapedPrefix(trace.text, max: 2000))")
+        }
+    } catch {
+        checkFailed(.runs, "the binary reader rejects, when it coalesces store runs, a trace it accepts store by store (\(error))")
     }
 }
