@@ -39,6 +39,32 @@ struct LineTable {
         }
     }
 
+    /// The slot of `line`, or where it would go: `found` false and the empty place its
+    /// probe ended at, for `insert(_:_:at:)` (one probe for a line's lookup and insert).
+    @inline(__always)
+    func probe(_ line: UInt64) -> (slot: Int32, found: Bool, at: Int) {
+        let key = line &+ 1
+        var i = home(key)
+        while true {
+            let k = keys[i]
+            if k == key { return (values[i], true, i) }
+            if k == 0 { return (-1, false, i) }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Inserts a line `probe` did not find, at the place it gave (nothing changed since).
+    @inline(__always)
+    mutating func insert(_ line: UInt64, _ slot: Int32, at place: Int) {
+        if (count + 1) * 2 > mask + 1 {
+            insert(line, slot)
+            return
+        }
+        keys[place] = line &+ 1
+        values[place] = slot
+        count += 1
+    }
+
     mutating func insert(_ line: UInt64, _ slot: Int32) {
         if (count + 1) * 2 > mask + 1 { grow() }
         let key = line &+ 1
@@ -47,6 +73,22 @@ struct LineTable {
         if keys[i] == 0 { count += 1 }
         keys[i] = key
         values[i] = slot
+    }
+
+    /// Empties the place of `line`, leaving later members of its probe run where they
+    /// are: only for removing every line (the table is empty after, so no lookup can
+    /// stop early at the hole).
+    @inline(__always)
+    mutating func vacate(_ line: UInt64) {
+        let key = line &+ 1
+        var i = home(key)
+        while keys[i] != key {
+            if keys[i] == 0 { return }
+            i = (i + 1) & mask
+        }
+        keys[i] = 0
+        values[i] = -1
+        count -= 1
     }
 
     mutating func remove(_ line: UInt64) {

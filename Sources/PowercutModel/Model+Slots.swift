@@ -7,10 +7,11 @@ extension PersistenceModel {
     @inline(__always)
     func slot(forLine line: UInt64, create: Bool) -> Int32? {
         if line == lastLine { return lastSlot }
-        if let s = table.find(line) {
+        let found = table.probe(line)
+        if found.found {
             lastLine = line
-            lastSlot = s
-            return s
+            lastSlot = found.slot
+            return found.slot
         }
         guard create else { return nil }
         let s: Int32
@@ -22,7 +23,7 @@ extension PersistenceModel {
             s = slotsUsed
             slotsUsed += 1
         }
-        table.insert(line, s)
+        table.insert(line, s, at: found.at)
         lineOf[Int(s)] = line
         livePosition[Int(s)] = Int32(live.count)
         liveSlots[liveCount] = s
@@ -85,6 +86,33 @@ extension PersistenceModel {
         }
         freeSlots[freeCount] = s
         freeCount &+= 1
+    }
+
+    /// Drops every live slot at once (a fence that left no byte at risk): what `release`
+    /// does for each, without keeping the live list and the table's probe runs in order
+    /// while they empty.
+    func releaseAll() {
+        dropFastLine()
+        lastLine = .max
+        lastSlot = -1
+        for i in 0..<liveCount {
+            let s = liveSlots[i]
+            table.vacate(lineOf[Int(s)])
+            if isPending[Int(s)] { removeFromPending(s) }
+            livePosition[Int(s)] = -1
+            (masks + Int(s) * Self.maskCount * wordsPerLine).update(repeating: 0, count: Self.maskCount * wordsPerLine)
+            if tagHead[Int(s)] >= 0 { freeTags(s) }
+            recCount[Int(s)] = 0
+            recLimit[Int(s)] = Int32(Self.inlineRecords)
+            if recExt[Int(s)] >= 0 {
+                overflow[Int(recExt[Int(s)])].removeAll()
+                freeOverflow.append(recExt[Int(s)])
+                recExt[Int(s)] = -1
+            }
+            freeSlots[freeCount] = s
+            freeCount &+= 1
+        }
+        liveCount = 0
     }
 
     @inline(__always)

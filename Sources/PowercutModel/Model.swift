@@ -530,18 +530,29 @@ final class PersistenceModel {
                 let n = fastRecCount.pointee
                 let c = min(k &- i, (fastSpan &- off) / size, UInt64(fastRecRoom > n ? fastRecRoom &- n : 0))
                 if c > 0 {
-                    let seqs = fastRecSeq, stacks = fastRecStack, index = fastStoreIdx, p = fastMasks
+                    let p = fastMasks
                     let lo = Int(truncatingIfNeeded: off), width = Int(truncatingIfNeeded: size)
-                    var at = lo
-                    for j in 0..<Int(truncatingIfNeeded: c) {
-                        let r = Int(n) &+ j
-                        seqs[r] = e.seq &+ i &+ UInt64(j)
-                        stacks[r] = e.stack
-                        Self.fillIndex(index + at, UInt8(truncatingIfNeeded: r), count: width)
-                        at &+= width
+                    // Store j of these: table entry n + j (its number and stack), and the
+                    // index bytes of its `width` bytes name that entry.
+                    var seqAt = fastRecSeq + Int(n), stackAt = fastRecStack + Int(n), at = fastStoreIdx + lo
+                    var seq = e.seq &+ i, r = UInt8(truncatingIfNeeded: n)
+                    let stack = e.stack
+                    for _ in 0..<Int(truncatingIfNeeded: c) {
+                        seqAt.pointee = seq
+                        stackAt.pointee = stack
+                        if width == 8 {
+                            at.storeBytes(of: UInt64(r) &* 0x0101_0101_0101_0101, as: UInt64.self)
+                        } else {
+                            Self.fillIndex(at, r, count: width)
+                        }
+                        seqAt += 1
+                        stackAt += 1
+                        at += width
+                        seq &+= 1
+                        r &+= 1
                     }
                     fastRecCount.pointee = n &+ Int32(truncatingIfNeeded: c)
-                    let m = Self.bits(lo, at)
+                    let m = Self.bits(lo, lo &+ width &* Int(truncatingIfNeeded: c))
                     p[Self.flushingMask] &= ~m
                     p[Self.queuedMask] &= ~m
                     p[Self.hintedMask] &= ~m
@@ -798,12 +809,22 @@ final class PersistenceModel {
             swap(&pending, &visiting)
             if wordsPerLine == 1 && !counting {
                 // The usual lines: one word per mask, no counts.
+                var kept = 0
                 for s in visiting {
                     isPending[Int(s)] = false
                     let m = masks + Int(s) &* Self.maskCount
                     m[Self.flushingMask] = 0
                     m[Self.wcMask] = 0
-                    if m[Self.dirtyMask] | m[Self.queuedMask] == 0 { release(s) }
+                    if m[Self.dirtyMask] | m[Self.queuedMask] != 0 { kept &+= 1 }
+                }
+                if kept == 0 && visiting.count == liveCount {
+                    // Every line at risk was waiting for this fence, and none is now.
+                    releaseAll()
+                } else {
+                    for s in visiting {
+                        let m = masks + Int(s) &* Self.maskCount
+                        if m[Self.dirtyMask] | m[Self.queuedMask] == 0 { release(s) }
+                    }
                 }
                 visiting.removeAll(keepingCapacity: true)
                 return

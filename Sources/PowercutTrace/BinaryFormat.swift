@@ -708,18 +708,20 @@ final class BinaryTraceReader {
     private static func repeats(_ bytes: UInt32, _ mask: UInt32, _ length: Int, _ size: UInt64,
                                 _ buf: UnsafePointer<UInt8>, _ pos: inout Int, _ limit: Int,
                                 after end: inout UInt64) -> UInt32 {
-        var count: UInt32 = 0
-        var p = pos, a = end
-        while p <= limit && count < UInt32.max &- 1 {
-            let word = UnsafeRawPointer(buf + p).loadUnaligned(as: UInt32.self)
-            guard word & mask == bytes && a != 0 && a &+ (size &- 1) >= a else { break }
+        // The most there can be: records that start at or before `limit`, stores that
+        // start at 1...2^64 - size, and a run length that fits (UInt32).
+        let a = end
+        guard pos <= limit, a != 0, a <= 0 &- size else { return 0 }
+        let most = min(UInt64((limit &- pos) / length &+ 1), ((0 &- size) &- a) / size &+ 1, UInt64(UInt32.max &- 2))
+        var count: UInt64 = 0
+        var p = pos
+        while count < most && UnsafeRawPointer(buf + p).loadUnaligned(as: UInt32.self) & mask == bytes {
             count &+= 1
             p &+= length
-            a &+= size
         }
         pos = p
-        end = a
-        return count
+        end = a &+ count &* size
+        return UInt32(truncatingIfNeeded: count)
     }
 
     /// A short store, write-back or fence record the fast path decoded and accepted:

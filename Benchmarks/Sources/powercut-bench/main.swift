@@ -120,6 +120,7 @@ func replay(path: String) throws {
     let start = now()
     let reader = try TraceReader(path: path)
     let replayer = Replayer(header: reader.header)
+    reader.coalescesStoreRuns = replayer.acceptsStoreRuns  // as `powercut check` does
     var batch = EventBatch()
     var readTime = 0.0
     while true {
