@@ -80,24 +80,26 @@ struct LineTable {
     /// stop early at the hole).
     @inline(__always)
     mutating func vacate(_ line: UInt64) {
-        let key = line &+ 1
-        var i = home(key)
-        while keys[i] != key {
-            if keys[i] == 0 { return }
-            i = (i + 1) & mask
-        }
+        guard let i = place(of: line) else { return }
         keys[i] = 0
         values[i] = -1
         count -= 1
     }
 
-    mutating func remove(_ line: UInt64) {
+    /// Where `line` is in the table, if it is.
+    @inline(__always)
+    private func place(of line: UInt64) -> Int? {
         let key = line &+ 1
         var i = home(key)
         while keys[i] != key {
-            if keys[i] == 0 { return }
+            if keys[i] == 0 { return nil }
             i = (i + 1) & mask
         }
+        return i
+    }
+
+    mutating func remove(_ line: UInt64) {
+        guard let i = place(of: line) else { return }
         count -= 1
         // Shift later members of the probe run back so lookups never stop early.
         var hole = i

@@ -69,6 +69,12 @@ extension PersistenceModel {
             liveSlots[p] = moved
             livePosition[Int(moved)] = Int32(p)
         }
+        clearSlot(s)
+    }
+
+    /// A released slot's state back to that of an unused one, and the slot free.
+    @inline(__always)
+    private func clearSlot(_ s: Int32) {
         livePosition[Int(s)] = -1
         let m = masks + Int(s) * Self.maskCount * wordsPerLine
         if wordsPerLine == 1 {
@@ -99,18 +105,7 @@ extension PersistenceModel {
             let s = liveSlots[i]
             table.vacate(lineOf[Int(s)])
             if isPending[Int(s)] { removeFromPending(s) }
-            livePosition[Int(s)] = -1
-            (masks + Int(s) * Self.maskCount * wordsPerLine).update(repeating: 0, count: Self.maskCount * wordsPerLine)
-            if tagHead[Int(s)] >= 0 { freeTags(s) }
-            recCount[Int(s)] = 0
-            recLimit[Int(s)] = Int32(Self.inlineRecords)
-            if recExt[Int(s)] >= 0 {
-                overflow[Int(recExt[Int(s)])].removeAll()
-                freeOverflow.append(recExt[Int(s)])
-                recExt[Int(s)] = -1
-            }
-            freeSlots[freeCount] = s
-            freeCount &+= 1
+            clearSlot(s)
         }
         liveCount = 0
     }

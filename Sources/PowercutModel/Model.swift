@@ -80,7 +80,9 @@
 // 64-byte line in all (it was 1.5 KB with an event number per byte). A line whose bytes
 // are all durable is dropped, which is exactly what an untouched line is. Fences visit
 // only the lines with flushing, wc or queued bytes. Stores to the line and range the
-// previous store hit take a short path with no lookup.
+// previous store hit take a short path with no lookup; a run of back-to-back stores the
+// binary reader coalesced (`Event.runLength`) goes into each line it covers at once, with
+// a table entry per store, exactly as the stores one by one would leave it.
 //
 // While one thread runs, the masks are all there is (the fast path). From the first
 // event of a second thread on, a live line also carries a tag per thread that touched
@@ -387,19 +389,7 @@ final class PersistenceModel {
                 stacks[Int(n)] = stack
                 count.pointee = n &+ 1
                 let lo = Int(truncatingIfNeeded: off), hi = lo &+ Int(truncatingIfNeeded: size)
-                let m = Self.bits(lo, hi)
-                p[Self.flushingMask] &= ~m
-                p[Self.queuedMask] &= ~m
-                p[Self.hintedMask] &= ~m
-                if nonTemporal {
-                    p[Self.dirtyMask] &= ~m
-                    p[Self.wcMask] |= m
-                    p[Self.ntMask] |= m
-                } else {
-                    p[Self.dirtyMask] |= m
-                    p[Self.wcMask] &= ~m
-                    p[Self.ntMask] &= ~m
-                }
+                Self.setStoreMasks(p, Self.bits(lo, hi), nonTemporal: nonTemporal)
                 Self.fillIndex(index + lo, UInt8(truncatingIfNeeded: n), count: hi &- lo)
                 if nonTemporal && !pending.pointee { markPending(fastSlot) }
                 return
@@ -552,26 +542,32 @@ final class PersistenceModel {
                         r &+= 1
                     }
                     fastRecCount.pointee = n &+ Int32(truncatingIfNeeded: c)
-                    let m = Self.bits(lo, lo &+ width &* Int(truncatingIfNeeded: c))
-                    p[Self.flushingMask] &= ~m
-                    p[Self.queuedMask] &= ~m
-                    p[Self.hintedMask] &= ~m
-                    if nonTemporal {
-                        p[Self.dirtyMask] &= ~m
-                        p[Self.wcMask] |= m
-                        p[Self.ntMask] |= m
-                        if !fastPending.pointee { markPending(fastSlot) }
-                    } else {
-                        p[Self.dirtyMask] |= m
-                        p[Self.wcMask] &= ~m
-                        p[Self.ntMask] &= ~m
-                    }
+                    Self.setStoreMasks(p, Self.bits(lo, lo &+ width &* Int(truncatingIfNeeded: c)), nonTemporal: nonTemporal)
+                    if nonTemporal && !fastPending.pointee { markPending(fastSlot) }
                     i &+= c
                     continue
                 }
             }
             store(address, size, seq: e.seq &+ i, stack: e.stack, nonTemporal: nonTemporal)
             i &+= 1
+        }
+    }
+
+    /// The bytes `m` of a one-word line (masks at `p`) after a store: dirty (cached) or wc
+    /// (non-temporal), whatever they were.
+    @inline(__always)
+    static func setStoreMasks(_ p: UnsafeMutablePointer<UInt64>, _ m: UInt64, nonTemporal: Bool) {
+        p[flushingMask] &= ~m
+        p[queuedMask] &= ~m
+        p[hintedMask] &= ~m
+        if nonTemporal {
+            p[dirtyMask] &= ~m
+            p[wcMask] |= m
+            p[ntMask] |= m
+        } else {
+            p[dirtyMask] |= m
+            p[wcMask] &= ~m
+            p[ntMask] &= ~m
         }
     }
 
@@ -610,21 +606,8 @@ final class PersistenceModel {
         let lo = Int(truncatingIfNeeded: first & lineMask), hi = Int(truncatingIfNeeded: last & lineMask) &+ 1
         // The record first: compacting the table reads the masks as they were.
         let r = addRecord(s, seq: seq, stack: stack)
-        let m = Self.bits(lo, hi)
-        let p = masks + Int(s) &* Self.maskCount
-        p[Self.flushingMask] &= ~m
-        p[Self.queuedMask] &= ~m
-        p[Self.hintedMask] &= ~m
-        if nonTemporal {
-            p[Self.dirtyMask] &= ~m
-            p[Self.wcMask] |= m
-            p[Self.ntMask] |= m
-            markPending(s)
-        } else {
-            p[Self.dirtyMask] |= m
-            p[Self.wcMask] &= ~m
-            p[Self.ntMask] &= ~m
-        }
+        Self.setStoreMasks(masks + Int(s) &* Self.maskCount, Self.bits(lo, hi), nonTemporal: nonTemporal)
+        if nonTemporal { markPending(s) }
         setStore(s, lo, hi, r)
     }
 
