@@ -86,8 +86,8 @@ let package = Package(
         ),
         // Writes the git commit the executable is built from (`powercut --version`).
         .plugin(name: "VersionStamp", capability: .buildTool()),
-        .testTarget(name: "PowercutTraceTests", dependencies: ["PowercutTrace"]),
-        .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace"]),
+        .testTarget(name: "PowercutTraceTests", dependencies: ["PowercutTrace", "PowercutTestSupport"]),
+        .testTarget(name: "PowercutModelTests", dependencies: ["PowercutModel", "PowercutTrace", "PowercutTestSupport"]),
         .testTarget(name: "PowercutRecorderTests", dependencies: ["PowercutRecorder", "PowercutModel", "PowercutTrace"]),
         .testTarget(name: "PowercutSweepTests", dependencies: ["PowercutSweep", "PowercutModel"]),
         .testTarget(name: "PowercutKernelLiftTests", dependencies: ["PowercutKernelLift", "PowercutSweep", "PowercutRecorder", "PowercutModel"],

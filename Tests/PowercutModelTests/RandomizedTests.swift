@@ -1,19 +1,8 @@
 import Glibc
 import Testing
 import PowercutTrace
+import PowercutTestSupport
 @testable import PowercutModel
-
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: UInt64) -> UInt64 { next() % n }
-}
 
 /// A random but valid trace: ops with every contract, every event kind, stacks, data,
 /// two pmem ranges (one volatile) and stores that stray outside them.

@@ -2,6 +2,7 @@ import Glibc
 import Testing
 import PowercutTrace
 @testable import PowercutModel
+import PowercutTestSupport
 
 /// A random trace of copy routines: runs of back-to-back stores of one size (the body
 /// of a copy loop), with heads, tails, write-backs and fences, ops whose bounds the

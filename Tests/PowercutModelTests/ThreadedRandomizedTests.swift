@@ -1,6 +1,7 @@
 import Testing
 import PowercutTrace
 @testable import PowercutModel
+import PowercutTestSupport
 
 /// A random valid trace built as events: up to `threads` threads interleaved, each
 /// with its own ops, `pmem` ranges declared and released between events, marks, and

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import PowercutTrace
+import PowercutTestSupport
 
 /// Issue 14's trace items: bad input gets one short line, memory stays bounded, and no
 /// form accepts (or writes) what the other rejects.

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import PowercutTrace
+import PowercutTestSupport
 
 /// What reading a trace gives — the whole trace or the error's line — and how many
 /// events the fast path took.

@@ -1,5 +1,6 @@
 import Testing
 @testable import PowercutTrace
+import PowercutTestSupport
 
 /// The bytes of a file written by `trace`.
 func written(_ trace: Trace, _ form: TraceForm) throws -> [UInt8] {
@@ -138,18 +139,5 @@ let awkward: [UInt8] = Array("a#b".utf8) + [0x09, 0x0A, 0x0D, 0x00, 0x1B] + Arra
         #expect(error("powercut-trace 1\nmeta a\u{8e}b v\n")?.description.hasPrefix("t.pct:2: bad meta key 'a\\xc2\\x8eb'") == true)
         #expect(error("powercut-trace 1\nmodule /a 0 1 build-id=12\\x34\n")?.description.hasPrefix("t.pct:2: bad build-id") == true)
         #expect(error("powercut-trace 1\nmodule /a 0 1 build-id=xyz\n")?.description.hasPrefix("t.pct:2: bad build-id 'xyz' (expected hex digits only)") == true)
-    }
-}
-
-/// A small deterministic generator for tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
