@@ -125,12 +125,12 @@ public struct JUnitReport {
 
     public func render(_ triage: Triage) -> String { render(suites: suites(triage)) }
 
-    /// The document for checked traces, printed to `out` as it goes. A trace with an
-    /// `OpSpool` (replayed with an `OpSeries` observer) has its passing ops read back
-    /// from the spool, one at a time, so memory follows the findings, not the ops; a
-    /// trace without one uses `result.ops` (`ReplayOptions.keepOps`). The same bytes as
-    /// `render(_:)` either way.
-    public func render(_ triage: Triage, ops spools: [OpSpool?], to out: ReportOutput) throws {
+    /// The document for checked traces, printed to `out` as it goes. Trace i, when the
+    /// log has a part i (its `OpSpool`, from an `OpSeries` observer, moved in), has its
+    /// passing ops read back from the log, a block at a time, so memory follows the
+    /// findings, not the ops; a trace past the log's parts uses `result.ops`
+    /// (`ReplayOptions.keepOps`). The same bytes as `render(_:)` either way.
+    public func render(_ triage: Triage, ops log: OpLog, to out: ReportOutput) throws {
         let text = TextReport(frames: frames)
         // First what the headers count: cases and failures per trace.
         struct Plan {
@@ -155,8 +155,8 @@ public struct JUnitReport {
             }
             var opCount: Int
             var failing = Set<UInt64>()
-            if let spool = i < spools.count ? spools[i] : nil {
-                opCount = spool.endedCount
+            if i < log.parts.count {
+                opCount = log.parts[i].endedCount
                 for f in p.shown {
                     guard let op = f.op else { continue }
                     if p.byOp[op.id] == nil && op.end == nil { p.extra.append(op) }
@@ -191,9 +191,9 @@ public struct JUnitReport {
                 try out.write(Self.caseXML(testCase(t, name: label, findings: p.byOp[id] ?? [], text: text)))
             }
             var extras = p.extra[...]
-            if let spool = i < spools.count ? spools[i] : nil {
-                let names = spool.names
-                try spool.forEachEnded { id, begin, _, name in
+            if i < log.parts.count {
+                let names = log.parts[i].names
+                try log.forEachEnded(of: i) { id, begin, _, name in
                     while let e = extras.first, e.begin < begin {
                         try emit(e.label, e.id)
                         extras = extras.dropFirst()

@@ -69,3 +69,57 @@ public final class OpSpool {
         }
     }
 }
+
+/// The ops of every trace of a run, in one spool: each trace's `OpSpool` is moved in
+/// once its replay is done and then let go, so however many traces a run has, only
+/// those in flight hold spools (and temporary files) of their own, and the run holds at
+/// most one more.
+public final class OpLog {
+    private let spool = Spool()
+
+    /// One trace's ops: where its records are, how many, and its op names.
+    public struct Part: Sendable {
+        public let first: Int
+        public let endedCount: Int
+        public let names: [String]
+    }
+
+    public private(set) var parts: [Part] = []
+    private var records = 0
+
+    public init() {}
+
+    /// Appends the ended ops of a finished trace's spool, as the next trace's part.
+    public func add(_ ops: OpSpool) throws {
+        let first = records
+        try ops.forEachEnded { id, begin, end, name in
+            var r: (UInt64, UInt64, UInt64, UInt64) = (id, begin, end, UInt64(name))
+            try withUnsafeBytes(of: &r) { p throws(SpoolError) in try spool.write(p) }
+            records += 1
+        }
+        parts.append(Part(first: first, endedCount: records - first, names: ops.names))
+    }
+
+    /// The ops of part `i`, in begin order: ID, begin, end and name index (read back
+    /// 2,048 records at a time).
+    public func forEachEnded(of i: Int, _ body: (_ id: UInt64, _ begin: UInt64, _ end: UInt64, _ name: UInt32) throws -> Void) throws {
+        let part = parts[i]
+        let size = OpSpool.recordSize
+        var block = [UInt8](repeating: 0, count: 2048 * size)
+        var k = part.first
+        let end = part.first + part.endedCount
+        while k < end {
+            let n = min(2048, end - k)
+            try block.withUnsafeMutableBytes { p in
+                try spool.read(at: k * size, into: UnsafeMutableRawBufferPointer(rebasing: p[0..<(n * size)]))
+                for j in 0..<n {
+                    let o = j * size
+                    try body(p.loadUnaligned(fromByteOffset: o, as: UInt64.self), p.loadUnaligned(fromByteOffset: o + 8, as: UInt64.self),
+                             p.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self),
+                             UInt32(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: o + 24, as: UInt64.self)))
+                }
+            }
+            k += n
+        }
+    }
+}

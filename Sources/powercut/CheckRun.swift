@@ -43,12 +43,17 @@ extension CheckOptions {
         let streamed = format == .text || format == .brief || format == .json
         var tally = Tally()
         var json = format == .json ? JSONReport.Stream(to: out) : nil
-        var held: [ReplayedTrace] = []
+        var held: [CheckedTrace] = []
+        // JUnit's ops: each trace's spool moves into the log once the trace is done.
+        let opLog = OpLog()
         let pool = ReplayPool(count: files.count, jobs: jobCount) { i, stop in
             try Self.replay(files[i], options: options, cuts: cutsForm, perOp: perOp, stop: stop)
         }
         try pool.run { _, trace in
-            guard streamed else { return held.append(trace) }
+            guard streamed else {
+                if let ops = trace.ops { try opLog.add(ops) }
+                return held.append(trace.checked)
+            }
             frames.prefetch([trace.checked])
             let triage = Triage([trace.checked], suppressions: suppressionList, baseline: known, frames: frames)
             tally.add(triage, keepFindings: genSuppressions, keepBaseline: writeBaseline != nil)
@@ -67,7 +72,7 @@ extension CheckOptions {
             }
         }
         if !streamed {
-            var triage = Triage(held.map(\.checked), suppressions: suppressionList, baseline: known, frames: frames)
+            var triage = Triage(held, suppressions: suppressionList, baseline: known, frames: frames)
             frames.prefetch(triage.traces)
             if format == .sarif || format == .github { triage.locateEvents() }
             tally.add(triage, keepFindings: genSuppressions, keepBaseline: writeBaseline != nil)
@@ -75,7 +80,7 @@ extension CheckOptions {
             case .sarif:
                 try out.write(SARIFReport(toolVersion: PowercutVersion.release, sourceRoot: sourceRoot).render(triage))
             case .junit:
-                try JUnitReport(frames: frames).render(triage, ops: held.map(\.ops), to: out)
+                try JUnitReport(frames: frames).render(triage, ops: opLog, to: out)
             default:
                 try out.write(GitHubReport(sourceRoot: sourceRoot).render(triage))
             }

@@ -89,6 +89,20 @@ import Testing
         #expect(failures == 40)
     }
 
+    @Test func junitOverManyTracesKeepsOneSpoolFileNotOnePerTrace() throws {
+        // 12 traces of 33 k ops each: every trace's op records pass the 1 MiB a spool
+        // keeps in memory. With 16 open files allowed, a spool file per trace ran out
+        // ("Too many open files", exit 70); the run's one op log does not.
+        let s = Scratch()
+        let file = try s.write("ops.pct", manyOps(33_000, badEvery: 0))
+        let out = s.path("report.xml")
+        let run = try runProgram("/bin/sh", ["-c", "ulimit -n 16 && exec \"$0\" \"$@\"", powercutBinary, "check",
+                                             "--format", "junit", "--jobs", "2", "-o", out] + Array(repeating: file, count: 12))
+        #expect(run.status == 0, "\(run.stderr)")
+        let head = try #require(FileHandle(forReadingAtPath: out)).readData(ofLength: 200)
+        #expect(String(decoding: head, as: UTF8.self).contains("<testsuites name=\"powercut\" tests=\"396000\" failures=\"0\""))
+    }
+
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/dev/full")))
     func aStreamedReportOnAFullStandardOutputIsOneLineAndExit70() throws {
         let p = Process()

@@ -28,8 +28,14 @@ let powercutBinary: String = {
 /// Runs powercut with arguments (and optional standard input) in `directory`.
 func powercut(_ arguments: [String], stdin: String? = nil, in directory: URL = packageRoot,
               environment: [String: String] = [:]) throws -> Run {
+    try runProgram(powercutBinary, arguments, stdin: stdin, in: directory, environment: environment)
+}
+
+/// Runs a program with arguments (and optional standard input) in `directory`.
+func runProgram(_ path: String, _ arguments: [String], stdin: String? = nil, in directory: URL = packageRoot,
+                environment: [String: String] = [:]) throws -> Run {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: powercutBinary)
+    p.executableURL = URL(fileURLWithPath: path)
     p.arguments = arguments
     p.currentDirectoryURL = directory
     var env = ProcessInfo.processInfo.environment
