@@ -10,26 +10,9 @@ extension PersistenceModel {
             (storeIdx.assumingMemoryBound(to: UInt16.self) + Int(s) * lineSize + lo).update(repeating: UInt16(r), count: hi - lo)
             return
         }
-        // Eight indices at a time: stores are mostly a few bytes, too short for memset.
-        let p = storeIdx + (Int(s) &* lineSize &+ lo)
-        let n = hi &- lo
-        let pattern = UInt64(truncatingIfNeeded: r) &* 0x0101_0101_0101_0101
-        if n == 8 {
-            p.storeBytes(of: pattern, as: UInt64.self)
-            return
-        }
-        var i = 0
-        while i &+ 8 <= n {
-            p.storeBytes(of: pattern, toByteOffset: i, as: UInt64.self)
-            i &+= 8
-        }
-        while i < n {
-            p.storeBytes(of: UInt8(truncatingIfNeeded: r), toByteOffset: i, as: UInt8.self)
-            i &+= 1
-        }
+        Self.fillIndex(storeIdx + (Int(s) &* lineSize &+ lo), UInt8(truncatingIfNeeded: r), count: hi &- lo)
     }
 
-    /// The bytes of word w set in `bytes` were moved by event record r.
     /// Sets `count` one-byte indices from `p` to `r`, eight at a time: stores are mostly
     /// a few bytes, too short for memset.
     @inline(__always)
@@ -50,6 +33,7 @@ extension PersistenceModel {
         }
     }
 
+    /// The bytes of word w set in `bytes` were moved by event record r.
     @inline(__always)
     func setVia(_ s: Int32, _ w: Int, _ bytes: UInt64, _ r: Int) {
         var b = bytes
