@@ -191,12 +191,7 @@ public final class Replayer {
     /// Replays the events of a batch (stack definitions are skipped).
     public func apply(_ batch: EventBatch) {
         if let observer, observer.observesStores {
-            for whole in batch.events where whole.kind != .stackDefinition {
-                whole.forEachMember { e in
-                    applyOther(e)
-                    observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
-                }
-            }
+            for e in batch.events where e.kind != .stackDefinition { apply(e, telling: observer, batch) }
             return
         }
         let fast = !options.recordCuts
@@ -214,10 +209,7 @@ public final class Replayer {
                     events &+= UInt64(p - start) &+ extra
                 } else {
                     if let observer, p.pointee.kind != .stackDefinition {
-                        p.pointee.forEachMember { e in
-                            applyOther(e)
-                            observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
-                        }
+                        apply(p.pointee, telling: observer, batch)
                     } else {
                         applyOther(p.pointee)
                     }
@@ -245,6 +237,30 @@ public final class Replayer {
 
     /// Applies one event (each store of a coalesced run in turn).
     public func apply(_ e: Event) { applyOther(e) }
+
+    /// Applies an event of `batch` and tells the observer, store by store for a run.
+    private func apply(_ whole: Event, telling observer: ReplayObserver, _ batch: EventBatch) {
+        whole.forEachMember { e in
+            applyOther(e)
+            observer.replayer(self, applied: e, data: e.hasData ? batch.data(of: e) : nil)
+        }
+    }
+
+    /// Applies everything `reader` reads, streaming, in batches small enough to stay in
+    /// the cache between the reader and the model, with the reader coalescing store runs
+    /// when this replayer takes them whole. `continuing` is asked after every 4,096
+    /// batches; false stops the replay (it returns false, the result incomplete).
+    public func apply(_ reader: TraceReader, continuing: () -> Bool = { true }) throws(TraceError) -> Bool {
+        reader.coalescesStoreRuns = acceptsStoreRuns
+        var batch = EventBatch()
+        var batches = 0
+        while try reader.read(into: &batch, max: 512) {
+            apply(batch)
+            batches &+= 1
+            if batches & 4095 == 0 && !continuing() { return false }
+        }
+        return true
+    }
 
     /// Whether `apply` takes a coalesced run of stores (`Event.runLength`) whole: the
     /// per-store paths (per-cut counts, an observer that sees stores) apply its stores
@@ -517,10 +533,7 @@ extension Replayer {
     /// Replays what a reader reads, streaming.
     public static func replay(reader: TraceReader, options: ReplayOptions = ReplayOptions()) throws(TraceError) -> (ReplayResult, TraceReader) {
         let r = Replayer(header: reader.header, options: options)
-        reader.coalescesStoreRuns = r.acceptsStoreRuns
-        var batch = EventBatch()
-        // Small batches stay in the cache between the reader and the model.
-        while try reader.read(into: &batch, max: 512) { r.apply(batch) }
+        _ = try r.apply(reader)
         return (r.finish(names: reader.names), reader)
     }
 }

@@ -127,15 +127,7 @@ extension CheckOptions {
         let opSpool = perOp ? OpSpool() : nil
         let observer: ReplayObserver? = cutSpool?.observer() ?? opSpool?.observer()
         let replayer = Replayer(header: reader.header, options: options, observer: observer)
-        reader.coalescesStoreRuns = replayer.acceptsStoreRuns
-        var batch = EventBatch()
-        // Small batches stay in the cache between the reader and the model.
-        var batches = 0
-        while try reader.read(into: &batch, max: 512) {
-            replayer.apply(batch)
-            batches &+= 1
-            if batches & 4095 == 0 && stop() { throw Stopped() }
-        }
+        guard try replayer.apply(reader, continuing: { !stop() }) else { throw Stopped() }
         let result = replayer.finish(names: reader.names)
         try cutSpool?.check()
         try opSpool?.check()
