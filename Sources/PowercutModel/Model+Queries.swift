@@ -4,8 +4,6 @@ import PowercutTrace
 
 extension PersistenceModel {
 
-    /// The at-risk bytes of [first, last] in the given states, as maximal runs of the
-    /// same state, store, stack and via, in address order.
     /// Whether [first, last] holds any byte in the given states; no allocation, so the
     /// contracts of clean ops cost little.
     func hasRisk(_ first: UInt64, _ last: UInt64, states: StateSet) -> Bool {
@@ -13,19 +11,22 @@ extension PersistenceModel {
         let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
         let lineMask = UInt64(lineSize - 1)
         let words = wordsPerLine
-        let dirty = states.contains(.dirty), flushing = states.contains(.flushing)
-        let wc = states.contains(.wc), queued = states.contains(.queued)
+        // All ones for the masks of the states asked about, zero for the others.
+        let dirty: UInt64 = states.contains(.dirty) ? .max : 0, flushing: UInt64 = states.contains(.flushing) ? .max : 0
+        let wc: UInt64 = states.contains(.wc) ? .max : 0, queued: UInt64 = states.contains(.queued) ? .max : 0
         @inline(__always) func check(_ line: UInt64, _ s: Int32) -> Bool {
             let lo = line == firstLine ? Int(first & lineMask) : 0
-            let hi = line == lastLineNumber ? Int(last & lineMask) + 1 : lineSize
+            let hi = line == lastLineNumber ? Int(last & lineMask) &+ 1 : lineSize
             let base = masks + Int(s) &* Self.maskCount &* words
-            for w in (lo >> 6)...((hi - 1) >> 6) {
-                var m: UInt64 = 0
-                if dirty { m |= base[Self.dirtyMask &* words &+ w] }
-                if flushing { m |= base[Self.flushingMask &* words &+ w] }
-                if wc { m |= base[Self.wcMask &* words &+ w] }
-                if queued { m |= base[Self.queuedMask &* words &+ w] }
-                if m != 0 && m & Self.bits(max(lo, w << 6) - (w << 6), min(hi, (w << 6) + 64) - (w << 6)) != 0 { return true }
+            var w = lo >> 6
+            let lastWord = (hi &- 1) >> 6
+            while w <= lastWord {
+                let m = base[Self.dirtyMask &* words &+ w] & dirty | base[Self.flushingMask &* words &+ w] & flushing
+                    | base[Self.wcMask &* words &+ w] & wc | base[Self.queuedMask &* words &+ w] & queued
+                if m != 0 && m & Self.bits(max(lo, w << 6) &- (w << 6), min(hi, (w << 6) &+ 64) &- (w << 6)) != 0 {
+                    return true
+                }
+                w &+= 1
             }
             return false
         }
@@ -45,6 +46,8 @@ extension PersistenceModel {
         return false
     }
 
+    /// The at-risk bytes of [first, last] in the given states, as maximal runs of the
+    /// same state, store, stack and via, in address order.
     func risks(_ first: UInt64, _ last: UInt64, states: StateSet = .atRisk) -> [RiskRun] {
         var runs: [RiskRun] = []
         if !hasRisk(first, last, states: states) { return runs }

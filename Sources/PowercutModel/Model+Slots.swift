@@ -78,7 +78,8 @@ extension PersistenceModel {
         livePosition[Int(s)] = -1
         let m = masks + Int(s) * Self.maskCount * wordsPerLine
         if wordsPerLine == 1 {
-            for k in 0..<Self.maskCount { m[k] = 0 }
+            // Six plain stores (a loop here became a call to memset).
+            m[0] = 0; m[1] = 0; m[2] = 0; m[3] = 0; m[4] = 0; m[5] = 0
         } else {
             m.update(repeating: 0, count: Self.maskCount * wordsPerLine)
         }
@@ -144,7 +145,7 @@ extension PersistenceModel {
     }
 
     func removeFromPending(_ s: Int32) {
-        if let i = pending.firstIndex(of: s) { pending.remove(at: i) }
+        pending.remove(s)
         isPending[Int(s)] = false
     }
 

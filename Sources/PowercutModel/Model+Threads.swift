@@ -30,10 +30,10 @@ extension PersistenceModel {
             if needsFence { markThreadPending(tg) }
         }
         // The shared list keeps only the lines with queued bytes.
-        for s in pending { isPending[Int(s)] = false }
-        let old = pending
-        pending.removeAll(keepingCapacity: true)
-        for s in old where hasQueuedBytes(s) { markPending(s) }
+        for s in pending.slots { isPending[Int(s)] = false }
+        swap(&pending, &visiting)
+        for s in visiting.slots where hasQueuedBytes(s) { markPending(s) }
+        visiting.removeAll()
     }
 
     @inline(__always) func tagOwned(_ t: Int32) -> Int { Int(t) * 2 * wordsPerLine }

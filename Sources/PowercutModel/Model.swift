@@ -201,8 +201,8 @@ final class PersistenceModel {
     var live: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: liveSlots, count: liveCount) }
     /// One thread: slots with flushing, wc or queued bytes, what a fence or wpqflush must
     /// visit. Several threads: slots with queued bytes (the per-thread lists hold the rest).
-    var pending: [Int32] = []
-    var visiting: [Int32] = []
+    var pending = SlotList()
+    var visiting = SlotList()
     var lastLine: UInt64 = .max
     var lastSlot: Int32 = -1
     /// The fast path's cache: the bounds of the last non-volatile range a store hit
@@ -329,6 +329,8 @@ final class PersistenceModel {
         freeSlots.deallocate()
         liveSlots.deallocate()
         table.deallocate()
+        pending.deallocate()
+        visiting.deallocate()
     }
 
     func growSlots(to newCapacity: Int) {
@@ -548,6 +550,19 @@ final class PersistenceModel {
                     continue
                 }
             }
+            // Next line of the run: when the whole line lies in the range the last store
+            // hit and the store stays in it, its slot becomes the fast line straight
+            // away, with none of `storeSlowly`'s checks the run has already passed, and
+            // the loop goes on through the branch above.
+            let lineBase = address & ~UInt64(lineSize &- 1)
+            if fastStores && lineBase >= hotLo && lineBase &+ UInt64(lineSize &- 1) <= hotHi
+                && (address &+ (size &- 1)) >> lineShift == lineBase >> lineShift {
+                let s = slot(forLine: lineBase >> lineShift, create: true)!
+                if recCount[Int(s)] < min(Int32(Self.inlineRecords), recLimit[Int(s)]) {
+                    setFastLine(lineBase, s)
+                    continue
+                }
+            }
             store(address, size, seq: e.seq &+ i, stack: e.stack, nonTemporal: nonTemporal)
             i &+= 1
         }
@@ -586,10 +601,17 @@ final class PersistenceModel {
         guard fastStores, base >= hotLo, base &+ UInt64(lineSize &- 1) <= hotHi, lastLine == base >> lineShift,
               lastSlot >= 0
         else { return }
-        let s = Int(lastSlot)
+        setFastLine(base, lastSlot)
+    }
+
+    /// Makes slot `slot`, of the line at `base`, the fast path's line: the caller has
+    /// checked what `cacheFastLine` checks.
+    @inline(__always)
+    func setFastLine(_ base: UInt64, _ slot: Int32) {
+        let s = Int(slot)
         fastBase = base
         fastSpan = UInt64(lineSize)
-        fastSlot = lastSlot
+        fastSlot = slot
         fastMasks = masks + s &* Self.maskCount
         fastStoreIdx = storeIdx + s &* lineSize
         fastRecSeq = recSeq + s &* Self.inlineRecords
@@ -793,7 +815,7 @@ final class PersistenceModel {
             if wordsPerLine == 1 && !counting {
                 // The usual lines: one word per mask, no counts.
                 var kept = 0
-                for s in visiting {
+                for s in visiting.slots {
                     isPending[Int(s)] = false
                     let m = masks + Int(s) &* Self.maskCount
                     m[Self.flushingMask] = 0
@@ -804,15 +826,15 @@ final class PersistenceModel {
                     // Every line at risk was waiting for this fence, and none is now.
                     releaseAll()
                 } else {
-                    for s in visiting {
+                    for s in visiting.slots {
                         let m = masks + Int(s) &* Self.maskCount
                         if m[Self.dirtyMask] | m[Self.queuedMask] == 0 { release(s) }
                     }
                 }
-                visiting.removeAll(keepingCapacity: true)
+                visiting.removeAll()
                 return
             }
-            for s in visiting {
+            for s in visiting.slots {
                 isPending[Int(s)] = false
                 let flushing = maskPointer(s, Self.flushingMask), wc = maskPointer(s, Self.wcMask)
                 for w in 0..<wordsPerLine {
@@ -823,15 +845,15 @@ final class PersistenceModel {
                 }
                 if isAllDurable(s) { release(s) }
             }
-            visiting.removeAll(keepingCapacity: true)
+            visiting.removeAll()
         case .eadr:
-            for s in pending { isPending[Int(s)] = false }
-            pending.removeAll(keepingCapacity: true)
+            for s in pending.slots { isPending[Int(s)] = false }
+            pending.removeAll()
             while let s = live.last { release(s) }
             counters.update(repeating: 0, count: 4)
         case .wpq:
             swap(&pending, &visiting)
-            for s in visiting {
+            for s in visiting.slots {
                 isPending[Int(s)] = false
                 let flushing = maskPointer(s, Self.flushingMask), wc = maskPointer(s, Self.wcMask)
                 let queued = maskPointer(s, Self.queuedMask), hinted = maskPointer(s, Self.hintedMask)
@@ -859,7 +881,7 @@ final class PersistenceModel {
                     markPending(s)
                 }
             }
-            visiting.removeAll(keepingCapacity: true)
+            visiting.removeAll()
         }
     }
 
@@ -870,7 +892,7 @@ final class PersistenceModel {
     func fenceByThread(seq: UInt64) {
         if domain == .wpq {
             swap(&pending, &visiting)
-            for s in visiting {
+            for s in visiting.slots {
                 isPending[Int(s)] = false
                 let queued = maskPointer(s, Self.queuedMask), hinted = maskPointer(s, Self.hintedMask)
                 for w in 0..<wordsPerLine {
@@ -885,7 +907,7 @@ final class PersistenceModel {
                     markPending(s)
                 }
             }
-            visiting.removeAll(keepingCapacity: true)
+            visiting.removeAll()
         }
         guard let list = pendingBy.removeValue(forKey: thread) else { return }
         for s in list {
@@ -937,7 +959,7 @@ final class PersistenceModel {
     func wpqFlush(seq: UInt64) {
         dropFastLine()
         guard domain == .wpq else { return }
-        for s in pending {
+        for s in pending.slots {
             let queued = maskPointer(s, Self.queuedMask), hinted = maskPointer(s, Self.hintedMask)
             for w in 0..<wordsPerLine { hinted[w] |= queued[w] }
         }
