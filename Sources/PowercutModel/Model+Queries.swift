@@ -7,6 +7,10 @@ extension PersistenceModel {
     /// Whether [first, last] holds any byte in the given states; no allocation, so the
     /// contracts of clean ops cost little.
     func hasRisk(_ first: UInt64, _ last: UInt64, states: StateSet) -> Bool {
+        // A deferred run's bytes are all wc.
+        if !deferred.isEmpty && states.contains(.wc) && deferredOverlaps(first >> lineShift, last >> lineShift) {
+            return true
+        }
         if liveCount == 0 { return false }
         let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
         let lineMask = UInt64(lineSize - 1)
@@ -51,6 +55,7 @@ extension PersistenceModel {
     func risks(_ first: UInt64, _ last: UInt64, states: StateSet = .atRisk) -> [RiskRun] {
         var runs: [RiskRun] = []
         if !hasRisk(first, last, states: states) { return runs }
+        settleDeferred()
         let firstLine = first >> lineShift, lastLineNumber = last >> lineShift
         var slots: [(UInt64, Int32)] = []
         if lastLineNumber - firstLine < UInt64(live.count) {
@@ -108,6 +113,7 @@ extension PersistenceModel {
 
     /// The state of one byte (durable when untracked or not pmem).
     func state(of address: UInt64) -> ByteState {
+        settleDeferred()
         guard let s = table.find(address >> lineShift) else { return .durable }
         let i = Int(address & UInt64(lineSize - 1))
         let w = i >> 6, bit = UInt64(1) << UInt64(i & 63)

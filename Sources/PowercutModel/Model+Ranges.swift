@@ -58,6 +58,7 @@ extension PersistenceModel {
     /// it overlaps no range tracked now.
     func addRange(_ r: PmemRange) {
         dropFastLine()
+        settleDeferred()
         guard r.length > 0 else { return }
         if rangeCount == rangeCapacity {
             let c = rangeCapacity * 2
@@ -90,6 +91,7 @@ extension PersistenceModel {
     @discardableResult
     func removeRange(base: UInt64, length: UInt64) -> Bool {
         dropFastLine()
+        settleDeferred()
         let i = firstRange(after: base) - 1
         guard i >= 0, rangeBase[i] == base, ranges[i].length == length else { return false }
         dropStates(base, rangeLast[i])

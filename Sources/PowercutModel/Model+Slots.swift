@@ -13,6 +13,11 @@ extension PersistenceModel {
             lastSlot = found.slot
             return found.slot
         }
+        if !deferred.isEmpty, let j = deferredRun(covering: line) {
+            // The line's state is a deferred run's: write the run into its lines first.
+            materialize(j)
+            return slot(forLine: line, create: create)
+        }
         guard create else { return nil }
         let s: Int32
         if freeCount > 0 {
@@ -28,7 +33,7 @@ extension PersistenceModel {
         livePosition[Int(s)] = Int32(live.count)
         liveSlots[liveCount] = s
         liveCount &+= 1
-        if live.count > peakLive { peakLive = live.count }
+        if liveCount &+ deferredLines > peakLive { peakLive = liveCount &+ deferredLines }
         lastLine = line
         lastSlot = s
         return s
@@ -36,6 +41,7 @@ extension PersistenceModel {
 
     /// The live slots of lines firstLine...lastLine, in line order.
     func slots(_ firstLine: UInt64, _ lastLine: UInt64) -> [(UInt64, Int32)] {
+        settleDeferred()
         var out: [(UInt64, Int32)] = []
         if live.isEmpty { return out }
         if lastLine - firstLine < UInt64(live.count) {

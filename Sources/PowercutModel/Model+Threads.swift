@@ -9,6 +9,7 @@ extension PersistenceModel {
         dropFastLine()
         thread = t
         guard !multi, t != soleThread else { return }
+        settleDeferred()
         if live.isEmpty { soleThread = t } else { enterMulti() }
     }
 

@@ -66,7 +66,8 @@
 // event #k judges the state just after it, cut k+1.
 //
 // HOW IT IS STORED (the slots: Model+Slots.swift; event tables: Model+Records.swift;
-// thread tags: Model+Threads.swift; ranges: Model+Ranges.swift; queries: Model+Queries.swift)
+// thread tags: Model+Threads.swift; ranges: Model+Ranges.swift; queries: Model+Queries.swift;
+// deferred runs: Model+DeferredRuns.swift)
 //
 // Memory is tracked per cache line (64 bytes unless the trace says otherwise) and
 // sparsely: a line has state only while some byte of it is at risk, so a declared range
@@ -82,7 +83,10 @@
 // only the lines with flushing, wc or queued bytes. Stores to the line and range the
 // previous store hit take a short path with no lookup; a run of back-to-back stores the
 // binary reader coalesced (`Event.runLength`) goes into each line it covers at once, with
-// a table entry per store, exactly as the stores one by one would leave it.
+// a table entry per store, exactly as the stores one by one would leave it. With one
+// thread in adr or eadr, the lines a non-temporal run fills whole, where no line had
+// state, wait as one record (Model+DeferredRuns.swift): the next fence drops them, and
+// anything that needs one of them first gets the run written into its lines.
 //
 // While one thread runs, the masks are all there is (the fast path). From the first
 // event of a second thread on, a live line also carries a tag per thread that touched
@@ -203,6 +207,10 @@ final class PersistenceModel {
     /// visit. Several threads: slots with queued bytes (the per-thread lists hold the rest).
     var pending = SlotList()
     var visiting = SlotList()
+    /// Runs of non-temporal stores that fill lines no store had touched, not yet written
+    /// into slots (Model+DeferredRuns.swift), oldest first, and how many lines they fill.
+    var deferred: [DeferredRun] = []
+    var deferredLines = 0
     var lastLine: UInt64 = .max
     var lastSlot: Int32 = -1
     /// The fast path's cache: the bounds of the last non-volatile range a store hit
@@ -367,8 +375,8 @@ final class PersistenceModel {
         capacity = newCapacity
     }
 
-    /// Lines holding at-risk bytes (the model's memory).
-    var liveLines: Int { live.count }
+    /// Lines holding at-risk bytes: those with a slot and those of deferred runs.
+    var liveLines: Int { liveCount &+ deferredLines }
 
     // MARK: Events
 
@@ -514,7 +522,21 @@ final class PersistenceModel {
             }
             return
         }
-        var i: UInt64 = 0
+        // Non-temporal stores that fill whole lines no store has touched are kept as
+        // one deferred run until something looks at those lines (Model+DeferredRuns.swift).
+        if nonTemporal && defersRuns, let part = wholeLines(of: e) {
+            storeEagerly(e, from: 0, to: part.from)
+            if !deferRun(e, part) { storeEagerly(e, from: part.from, to: part.to) }
+            storeEagerly(e, from: part.to, to: k)
+            return
+        }
+        storeEagerly(e, from: 0, to: k)
+    }
+
+    /// Stores from..<to of run `e`, into their lines now (see `storeRepeated`).
+    func storeEagerly(_ e: Event, from: UInt64, to k: UInt64) {
+        let size = e.size, nonTemporal = e.kind == .ntstore
+        var i = from
         while i < k {
             let address = e.address &+ i &* size
             let off = address &- fastBase
@@ -809,6 +831,8 @@ final class PersistenceModel {
             fenceByThread(seq: seq)
             return
         }
+        // One thread, adr or eadr: every deferred byte is wc, stored by this thread.
+        if !deferred.isEmpty { dropDeferred() }
         switch domain {
         case .adr:
             swap(&pending, &visiting)
