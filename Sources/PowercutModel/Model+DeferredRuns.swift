@@ -93,11 +93,12 @@ extension PersistenceModel {
         } else {
             for s in live where lineOf[Int(s)] >= part.firstLine && lineOf[Int(s)] < part.endLine { return false }
         }
-        if deferred.count == Self.maxDeferredRuns { materialize(0) }
-        deferred.append(DeferredRun(firstLine: part.firstLine, endLine: part.endLine,
-                                    address: e.address &+ part.from &* e.size, size: e.size,
-                                    count: UInt32(truncatingIfNeeded: part.to &- part.from),
-                                    seq: e.seq &+ part.from, stack: e.stack))
+        if deferredCount == Self.maxDeferredRuns { materialize(0) }
+        deferred[deferredCount] = DeferredRun(firstLine: part.firstLine, endLine: part.endLine,
+                                              address: e.address &+ part.from &* e.size, size: e.size,
+                                              count: UInt32(truncatingIfNeeded: part.to &- part.from),
+                                              seq: e.seq &+ part.from, stack: e.stack)
+        deferredCount &+= 1
         deferredLines &+= Int(truncatingIfNeeded: lines)
         if liveCount &+ deferredLines > peakLive { peakLive = liveCount &+ deferredLines }
         return true
@@ -106,20 +107,24 @@ extension PersistenceModel {
     /// The deferred run whose lines include `line`.
     @inline(__always)
     func deferredRun(covering line: UInt64) -> Int? {
-        for j in deferred.indices where line >= deferred[j].firstLine && line < deferred[j].endLine { return j }
+        for j in 0..<deferredCount where line >= deferred[j].firstLine && line < deferred[j].endLine { return j }
         return nil
     }
 
     /// Whether a deferred run has a line in firstLine...lastLine.
     func deferredOverlaps(_ firstLine: UInt64, _ lastLine: UInt64) -> Bool {
-        for r in deferred where r.firstLine <= lastLine && firstLine < r.endLine { return true }
+        for j in 0..<deferredCount where deferred[j].firstLine <= lastLine && firstLine < deferred[j].endLine {
+            return true
+        }
         return false
     }
 
     /// Writes deferred run j into its lines, as `storeRepeated` would have, and drops it.
     /// The fast path's line is dropped after (the caller may be changing the model).
     func materialize(_ j: Int) {
-        let r = deferred.remove(at: j)
+        let r = deferred[j]
+        (deferred + j).update(from: deferred + j + 1, count: deferredCount &- j &- 1)
+        deferredCount &-= 1
         deferredLines &-= Int(truncatingIfNeeded: r.endLine &- r.firstLine)
         var e = Event(kind: .ntstore, seq: r.seq, address: r.address, size: r.size, stack: r.stack)
         e.runLength = r.count
@@ -129,13 +134,13 @@ extension PersistenceModel {
 
     /// Materializes every deferred run.
     func settleDeferred() {
-        while !deferred.isEmpty { materialize(0) }
+        while deferredCount > 0 { materialize(0) }
     }
 
     /// A fence by the only thread in adr or eadr: every deferred byte becomes durable,
     /// so the lines are dropped as the stores one by one would have been.
     func dropDeferred() {
-        deferred.removeAll(keepingCapacity: true)
+        deferredCount = 0
         deferredLines = 0
     }
 }

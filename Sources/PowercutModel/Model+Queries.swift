@@ -8,7 +8,7 @@ extension PersistenceModel {
     /// contracts of clean ops cost little.
     func hasRisk(_ first: UInt64, _ last: UInt64, states: StateSet) -> Bool {
         // A deferred run's bytes are all wc.
-        if !deferred.isEmpty && states.contains(.wc) && deferredOverlaps(first >> lineShift, last >> lineShift) {
+        if deferredCount > 0 && states.contains(.wc) && deferredOverlaps(first >> lineShift, last >> lineShift) {
             return true
         }
         if liveCount == 0 { return false }

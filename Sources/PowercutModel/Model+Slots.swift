@@ -13,7 +13,7 @@ extension PersistenceModel {
             lastSlot = found.slot
             return found.slot
         }
-        if !deferred.isEmpty, let j = deferredRun(covering: line) {
+        if deferredCount > 0, let j = deferredRun(covering: line) {
             // The line's state is a deferred run's: write the run into its lines first.
             materialize(j)
             return slot(forLine: line, create: create)

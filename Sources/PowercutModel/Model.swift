@@ -209,7 +209,8 @@ final class PersistenceModel {
     var visiting = SlotList()
     /// Runs of non-temporal stores that fill lines no store had touched, not yet written
     /// into slots (Model+DeferredRuns.swift), oldest first, and how many lines they fill.
-    var deferred: [DeferredRun] = []
+    let deferred = UnsafeMutablePointer<DeferredRun>.allocate(capacity: PersistenceModel.maxDeferredRuns)
+    var deferredCount = 0
     var deferredLines = 0
     var lastLine: UInt64 = .max
     var lastSlot: Int32 = -1
@@ -339,6 +340,7 @@ final class PersistenceModel {
         table.deallocate()
         pending.deallocate()
         visiting.deallocate()
+        deferred.deallocate()
     }
 
     func growSlots(to newCapacity: Int) {
@@ -832,7 +834,7 @@ final class PersistenceModel {
             return
         }
         // One thread, adr or eadr: every deferred byte is wc, stored by this thread.
-        if !deferred.isEmpty { dropDeferred() }
+        if deferredCount > 0 { dropDeferred() }
         switch domain {
         case .adr:
             swap(&pending, &visiting)

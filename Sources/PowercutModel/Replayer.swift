@@ -97,40 +97,45 @@ extension ReplayObserver {
 /// The op state of one thread: its latest op (open or not), the bounds its stores must
 /// keep, and its flushcache ops waiting for a drain point.
 struct ThreadOps {
-    var latest: OpInfo?
+    var latest: OpRecord?
     var checkBounds = false
     var boundsLo: UInt64 = 0
     var boundsLength: UInt64 = 0
     var openFindings = 0
-    var awaitingDrain: [WaitingOp] = []
+    var awaitingDrain: [OpRecord] = []
 }
 
-/// A flushcache op waiting for its drain point, in as few bytes as it takes: a trace
-/// may leave millions of them waiting.
-struct WaitingOp {
+/// An op as the replayer keeps it while it runs: plain numbers, copied with no runtime
+/// calls (an `OpInfo`, with its optionals and name, is built only for a finding), in as
+/// few bytes as it takes: a trace may leave millions of flushcache ops waiting.
+struct OpRecord {
     var id: UInt64
     var dst: UInt64
     var length: UInt64
     var source: UInt64
     var begin: UInt64
-    var end: UInt64
+    /// Valid when `ended`.
+    var end: UInt64 = 0
     var nameIndex: UInt32
+    var contract: Contract
     var hasSource: Bool
+    var ended = false
 
-    init(_ op: OpInfo) {
-        id = op.id
-        dst = op.dst
-        length = op.length
-        source = op.source ?? 0
-        hasSource = op.source != nil
-        begin = op.begin
-        end = op.end ?? op.begin
-        nameIndex = op.nameIndex
+    /// The op an `op ID begin` event opens.
+    init(_ e: Event) {
+        id = e.op
+        dst = e.address
+        length = e.size
+        source = e.hasSource ? e.source : 0
+        hasSource = e.hasSource
+        contract = e.contract
+        begin = e.seq
+        nameIndex = e.name
     }
 
-    var op: OpInfo {
+    var info: OpInfo {
         var o = OpInfo(id: id, name: nil, dst: dst, length: length, source: hasSource ? source : nil,
-                       contract: .flushcache, begin: begin, end: end)
+                       contract: contract, begin: begin, end: ended ? end : nil)
         o.nameIndex = nameIndex
         return o
     }
@@ -159,7 +164,7 @@ public final class Replayer {
     private var activeThread: UInt32 = 0
     private var parked: [UInt32: ThreadOps] = [:]
     /// The latest op of the active thread, open or not.
-    private var latest: OpInfo?
+    private var latest: OpRecord?
     /// The open op's destination as plain numbers, when its contract asks for bounds
     /// checks: boundsLength bytes from boundsLo.
     private var checkBounds = false
@@ -168,7 +173,7 @@ public final class Replayer {
     /// Findings from here on belong to the open op (their end is filled in at its end).
     private var openFindings = 0
     /// The active thread's flushcache ops that returned and wait for their drain point.
-    private var awaitingDrain: [WaitingOp] = []
+    private var awaitingDrain: [OpRecord] = []
     /// The latest flush-hint write (wpq): a waiting op whose end is before it saw one.
     private var lastHint: UInt64?
     private var cuts: [CutCounts] = []
@@ -295,9 +300,7 @@ public final class Replayer {
             model.wpqFlush(seq: e.seq)
             lastHint = e.seq
         case .opBegin:
-            var op = OpInfo(id: e.op, name: nil, dst: e.address, length: e.size,
-                            source: e.hasSource ? e.source : nil, contract: e.contract, begin: e.seq, end: nil)
-            op.nameIndex = e.name
+            let op = OpRecord(e)
             latest = op
             opCount += 1
             checkBounds = op.contract != .none
@@ -308,8 +311,9 @@ public final class Replayer {
         case .opEnd:
             if var op = latest, op.id == e.op {
                 op.end = e.seq
+                op.ended = true
                 latest = op
-                if options.keepOps { ops.append(op) }
+                if options.keepOps { ops.append(op.info) }
                 for i in openFindings..<findings.count where findings[i].op?.id == op.id { findings[i].op?.end = e.seq }
                 opEnded(op, at: e)
             }
@@ -338,7 +342,7 @@ public final class Replayer {
         if options.recordCuts { cuts.append(model.counts) }
     }
 
-    private func opEnded(_ op: OpInfo, at e: Event) {
+    private func opEnded(_ op: OpRecord, at e: Event) {
         switch op.contract {
         case .none:
             break
@@ -348,7 +352,7 @@ public final class Replayer {
             if domain != .eadr {
                 report(.dirtyAtReturn, op: op, at: e, ranges: risks(op, states: .dirty))
             }
-            awaitingDrain.append(WaitingOp(op))
+            awaitingDrain.append(op)
         }
     }
 
@@ -361,20 +365,18 @@ public final class Replayer {
             return
         }
         if domain != .wpq {
-            for w in awaitingDrain {
-                let op = w.op
+            for op in awaitingDrain {
                 report(.notDurable, op: op, at: e, ranges: risks(op, states: .atRisk))
             }
             awaitingDrain.removeAll(keepingCapacity: true)
             return
         }
-        var still: [WaitingOp] = []
-        for w in awaitingDrain {
-            guard let hint = lastHint, hint > w.end else {
-                still.append(w)
+        var still: [OpRecord] = []
+        for op in awaitingDrain {
+            guard let hint = lastHint, hint > op.end else {
+                still.append(op)
                 continue
             }
-            let op = w.op
             report(.notDurable, op: op, at: e, ranges: risks(op, states: .atRisk))
         }
         awaitingDrain = still
@@ -414,19 +416,22 @@ public final class Replayer {
 
     /// The op open now, whatever its contract (for labelling notes).
     private var currentOp: OpInfo? {
-        guard let latest, latest.end == nil else { return nil }
-        return latest
+        guard let latest, !latest.ended else { return nil }
+        return latest.info
     }
 
-    private func risks(_ op: OpInfo, states: StateSet) -> [ByteRange] {
+    private func risks(_ op: OpRecord, states: StateSet) -> [ByteRange] {
         guard op.length > 0 else { return [] }
         return risks(op.dst, op.dst &+ (op.length - 1), op: op, states: states)
     }
 
     /// At-risk bytes of [first, last] as ranges split at the op's head/body/tail edges.
-    private func risks(_ first: UInt64, _ last: UInt64, op: OpInfo?, states: StateSet) -> [ByteRange] {
+    private func risks(_ first: UInt64, _ last: UInt64, op record: OpRecord?, states: StateSet) -> [ByteRange] {
         var out: [ByteRange] = []
-        for run in model.risks(first, last, states: states) {
+        let runs = model.risks(first, last, states: states)
+        if runs.isEmpty { return out }
+        let op = record?.info
+        for run in runs {
             var pieces: [(UInt64, UInt64)] = [(run.start, run.length)]
             if let op {
                 let (headEnd, tailStart) = op.positionBoundaries
@@ -453,8 +458,9 @@ public final class Replayer {
         return out
     }
 
-    private func report(_ rule: Rule, op: OpInfo?, at e: Event?, ranges: [ByteRange]) {
+    private func report(_ rule: Rule, op record: OpRecord?, at e: Event?, ranges: [ByteRange]) {
         guard !ranges.isEmpty else { return }
+        let op = record?.info
         let bytes = ranges.reduce(0) { $0 + $1.length }
         let kept = Array(ranges.prefix(options.maxRangesPerFinding))
         let cut = e.map { $0.seq + 1 } ?? events
@@ -478,9 +484,8 @@ public final class Replayer {
         var waiting = awaitingDrain
         for (_, t) in parked { waiting += t.awaitingDrain }
         if !parked.isEmpty { waiting.sort { $0.end < $1.end } }
-        for w in waiting {
-            let op = w.op
-            found(Finding(rule: .missingDrain, op: op, event: nil, cut: events))
+        for op in waiting {
+            found(Finding(rule: .missingDrain, op: op.info, event: nil, cut: events))
             report(.notDurable, op: op, at: nil, ranges: risks(op, states: .atRisk))
         }
         awaitingDrain.removeAll()

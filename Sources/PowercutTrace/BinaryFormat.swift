@@ -715,6 +715,21 @@ final class BinaryTraceReader {
         let most = min(UInt64((limit &- pos) / length &+ 1), ((0 &- size) &- a) / size &+ 1, UInt64(UInt32.max &- 2))
         var count: UInt64 = 0
         var p = pos
+        if length != 3 {
+            // Records of 1, 2 or 4 bytes: sixteen bytes of them compared at a time, then
+            // one by one (the 64 bytes past `limit` are there to read).
+            var pattern = UInt64(bytes), width = length &* 8
+            while width < 64 {
+                pattern |= pattern &<< UInt64(width)
+                width &*= 2
+            }
+            let perWord = UInt64(8 / length)
+            while count &+ 2 &* perWord <= most && UnsafeRawPointer(buf + p).loadUnaligned(as: UInt64.self) == pattern
+                    && UnsafeRawPointer(buf + p + 8).loadUnaligned(as: UInt64.self) == pattern {
+                count &+= 2 &* perWord
+                p &+= 16
+            }
+        }
         while count < most && UnsafeRawPointer(buf + p).loadUnaligned(as: UInt32.self) & mask == bytes {
             count &+= 1
             p &+= length

@@ -113,7 +113,7 @@ func copyTrace(seed: UInt64, copies: Int, domain: Domain, lineSize: UInt64, thre
         var deferredSeen = 0
         var observesStores: Bool { false }
         func replayer(_ replayer: Replayer, applied event: Event, data: ArraySlice<UInt8>?) {
-            if !replayer.model.deferred.isEmpty { deferredSeen += 1 }
+            if replayer.model.deferredCount > 0 { deferredSeen += 1 }
             for j in UInt64(0)..<97 { samples.append(replayer.state(of: 0x10000 + j &* 0x95)) }
         }
     }
