@@ -119,6 +119,16 @@ extension PersistenceModel {
         return false
     }
 
+    /// How many lines of firstLine...lastLine deferred runs hold (less than all of them).
+    func deferredLines(_ firstLine: UInt64, _ lastLine: UInt64) -> UInt64 {
+        var n: UInt64 = 0
+        for j in 0..<deferredCount {
+            let lo = max(firstLine, deferred[j].firstLine), hi = min(lastLine, deferred[j].endLine &- 1)
+            if lo <= hi { n &+= hi &- lo &+ 1 }
+        }
+        return min(n, lastLine &- firstLine)
+    }
+
     /// Writes deferred run j into its lines, as `storeRepeated` would have, and drops it.
     /// The fast path's line is dropped after (the caller may be changing the model).
     func materialize(_ j: Int) {

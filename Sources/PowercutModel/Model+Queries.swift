@@ -34,10 +34,17 @@ extension PersistenceModel {
             }
             return false
         }
-        // A table lookup costs a few times a look at a live slot.
-        if lastLineNumber - firstLine < UInt64(liveCount / 4) {
+        // A table lookup costs a few times a look at a live slot; lines of deferred runs
+        // need neither.
+        if lastLineNumber - firstLine - deferredLines(firstLine, lastLineNumber) < UInt64(liveCount / 4) {
             var line = firstLine
             while true {
+                if deferredCount > 0, let j = deferredRun(covering: line) {
+                    // Its lines hold wc bytes only, and wc was not asked about (see above).
+                    line = deferred[j].endLine
+                    if line > lastLineNumber { return false }
+                    continue
+                }
                 if let s = table.find(line), check(line, s) { return true }
                 if line == lastLineNumber { return false }
                 line += 1

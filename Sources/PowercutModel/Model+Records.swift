@@ -46,6 +46,13 @@ extension PersistenceModel {
             }
         } else {
             let p = viaIdx.assumingMemoryBound(to: UInt8.self) + base
+            let low = b.trailingZeroBitCount
+            let run = b >> UInt64(low)
+            if run & (run &+ 1) == 0 {
+                // One stretch of bytes (a write-back of a store's bytes, mostly).
+                Self.fillIndex(UnsafeMutableRawPointer(p + low), UInt8(truncatingIfNeeded: r), count: run.nonzeroBitCount)
+                return
+            }
             while b != 0 {
                 p[b.trailingZeroBitCount] = UInt8(r)
                 b &= b - 1

@@ -789,6 +789,19 @@ final class PersistenceModel {
         }
         if domain == .eadr { return .eadr }
         guard let s else { return .redundant }
+        if wordsPerLine == 1 && !counting && !multi && (kind != .clflush || strictClflush) {
+            // The usual clwb or clflushopt: one mask word, no counts, one thread; what
+            // the general path below does, with the line's dirty bytes in a register.
+            let m = masks + Int(s) &* Self.maskCount
+            let d = m[Self.dirtyMask]
+            if d == 0 { return .redundant }
+            let via = addRecord(s, seq: seq, stack: 0)
+            m[Self.dirtyMask] = 0
+            m[Self.flushingMask] |= d
+            setVia(s, 0, d, via)
+            markPending(s)
+            return .wroteBack
+        }
         let dirty = maskPointer(s, Self.dirtyMask)
         var any = false
         for w in 0..<wordsPerLine where dirty[w] != 0 { any = true }

@@ -711,7 +711,10 @@ final class BinaryTraceReader {
         // The most there can be: records that start at or before `limit`, stores that
         // start at 1...2^64 - size, and a run length that fits (UInt32).
         let a = end
-        guard pos <= limit, a != 0, a <= 0 &- size else { return 0 }
+        // Mostly the next record differs (a copy's tail): say so before any arithmetic.
+        guard pos <= limit, UnsafeRawPointer(buf + pos).loadUnaligned(as: UInt32.self) & mask == bytes,
+              a != 0, a <= 0 &- size
+        else { return 0 }
         let most = min(UInt64((limit &- pos) / length &+ 1), ((0 &- size) &- a) / size &+ 1, UInt64(UInt32.max &- 2))
         var count: UInt64 = 0
         var p = pos
