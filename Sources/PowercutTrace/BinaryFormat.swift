@@ -234,6 +234,8 @@ final class BinaryTraceReader {
 
     var stacks: [UInt32: [UInt64]] { validator.stacks }
 
+    deinit { lastName.deallocate() }
+
     init(input: ByteInput) throws(TraceError) {
         self.input = input
         guard try input.ensure(BinaryFormat.magic.count),
@@ -802,8 +804,8 @@ final class BinaryTraceReader {
             e.contract = c
             if flags & 4 != 0 { e.flags = Event.Flags.explicitContract }
             if flags & 2 != 0 {
-                guard let count = Self.varint(buf, &p), count == UInt64(lastName.count), count <= 32, p + Int(count) <= end,
-                      lastName.withUnsafeBufferPointer({ memcmp($0.baseAddress!, buf + p, Int(count)) == 0 })
+                guard let count = Self.varint(buf, &p), lastNameCount >= 0, count == UInt64(lastNameCount), p + Int(count) <= end,
+                      memcmp(lastName, buf + p, Int(count)) == 0
                 else { return false }
                 p += Int(count)
                 e.name = lastNameIndex
@@ -813,7 +815,8 @@ final class BinaryTraceReader {
             guard let s = Self.varint(buf, &p), s > 0 && s <= UInt64(UInt32.max) else { return false }
             e.stack = UInt32(s)
         }
-        guard validator.event(e, at: .event(seq)) == nil else { return false }  // the general path says why
+        // The general path says why one is refused.
+        guard validator.opOnMainThread(e, at: .event(seq)) || validator.event(e, at: .event(seq)) == nil else { return false }
         if e.stack != 0 { knownStack = e.stack }
         if e.kind == .opBegin { prev = e.address }
         out.initialize(to: e)
@@ -845,13 +848,18 @@ final class BinaryTraceReader {
 
     /// The raw bytes of the op name read last and its index, so a trace of one routine's
     /// calls interns its name once.
-    private var lastName: [UInt8] = []
+    /// (At most 32 bytes, in memory of the reader's own: no retain to compare them;
+    /// a count of -1 when the name is longer.)
+    private let lastName = UnsafeMutablePointer<UInt8>.allocate(capacity: 32)
+    private var lastNameCount = -1
     private var lastNameIndex: UInt32 = 0
 
     private func opName() throws(TraceError) -> UInt32 {
         let name = try string(.name)
         let i = intern(name)
-        lastName = TraceText.bytes(of: name)
+        let bytes = TraceText.bytes(of: name)
+        lastNameCount = bytes.count <= 32 ? bytes.count : -1
+        if bytes.count <= 32 { lastName.update(from: bytes, count: bytes.count) }
         lastNameIndex = i
         return i
     }

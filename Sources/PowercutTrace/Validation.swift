@@ -151,6 +151,25 @@ struct TraceValidator {
         }
     }
 
+    /// `event(_:at:)` for the usual op begin or end, made and accepted in a few steps: on
+    /// thread 0, with a stack already checked, a begin with no op open and an ID above
+    /// every ID so far, an end of the open op. False (nothing changed) for any other,
+    /// which `event(_:at:)` then judges.
+    @inline(__always)
+    mutating func opOnMainThread(_ e: Event, at: Location) -> Bool {
+        guard e.thread == 0, e.stack == 0 || e.stack == lastStack else { return false }
+        if e.kind == .opEnd {
+            guard let open = openOps[0], open.id == e.op else { return false }
+            openOps[0] = nil
+            return true
+        }
+        guard e.kind == .opBegin, openOps[0] == nil, e.size == 0 || e.address &+ (e.size &- 1) >= e.address,
+              usedOps.insertAboveAll(e.op)
+        else { return false }
+        openOps[0] = (e.op, at)
+        return true
+    }
+
     /// Whether a stack ID names a stack defined so far.
     @inline(__always)
     func isDefined(stack id: UInt32) -> Bool {
@@ -332,6 +351,11 @@ struct OpIDSet {
     mutating func insert(_ x: UInt64) {
         if !ascending.appendIfAscending(x) { scattered.insert(x) }
     }
+
+    /// Inserts `x` when it is above every ID so far (so not one of them); false, and
+    /// nothing changed, otherwise. (`scattered` only holds IDs below the top of
+    /// `ascending`.)
+    mutating func insertAboveAll(_ x: UInt64) -> Bool { ascending.appendIfAscending(x) }
 }
 
 /// A set of integers kept as sorted, merged intervals: op IDs that count up cost one
