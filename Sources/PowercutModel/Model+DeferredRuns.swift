@@ -55,17 +55,18 @@ extension PersistenceModel {
     /// The stores of run `e` that fill whole lines, when there are any and each store
     /// stays within one line and a line's stores fit its slot's inline table.
     func wholeLines(of e: Event) -> WholeLines? {
+        // A size that divides the line is a power of two: shifts, no divisions.
         let size = e.size, lineBytes = UInt64(lineSize), lineMask = lineBytes &- 1
-        guard size > 0, size <= lineBytes, lineBytes % size == 0, e.address % size == 0,
-              lineBytes / size <= UInt64(Self.inlineRecords)
-        else { return nil }
+        guard size > 0, size <= lineBytes, size & (size &- 1) == 0, e.address & (size &- 1) == 0 else { return nil }
+        let sizeShift = UInt64(size.trailingZeroBitCount), perLine = lineBytes >> sizeShift
+        guard perLine <= UInt64(Self.inlineRecords) else { return nil }
         // The decoder made sure no store of the run wraps.
         let last = e.address &+ (size &* UInt64(e.runLength) &- 1)
         let firstLine = (e.address >> lineShift) &+ (e.address & lineMask == 0 ? 0 : 1)
         let endLine = (last >> lineShift) &+ (last & lineMask == lineMask ? 1 : 0)
         guard endLine > firstLine else { return nil }
-        let from = ((firstLine << lineShift) &- e.address) / size
-        return WholeLines(from: from, to: from &+ (endLine &- firstLine) &* (lineBytes / size),
+        let from = ((firstLine << lineShift) &- e.address) >> sizeShift
+        return WholeLines(from: from, to: from &+ (endLine &- firstLine) &* perLine,
                           firstLine: firstLine, endLine: endLine)
     }
 

@@ -717,7 +717,12 @@ final class BinaryTraceReader {
         guard pos <= limit, UnsafeRawPointer(buf + pos).loadUnaligned(as: UInt32.self) & mask == bytes,
               a != 0, a <= 0 &- size
         else { return 0 }
-        let most = min(UInt64((limit &- pos) / length &+ 1), ((0 &- size) &- a) / size &+ 1, UInt64(UInt32.max &- 2))
+        // Divisions take tens of cycles; lengths of 1, 2 and 4 and power-of-two sizes shift.
+        @inline(__always) func divide(_ x: UInt64, _ y: UInt64) -> UInt64 {
+            y & (y &- 1) == 0 ? x >> UInt64(y.trailingZeroBitCount) : x / y
+        }
+        let most = min(divide(UInt64(limit &- pos), UInt64(length)) &+ 1, divide((0 &- size) &- a, size) &+ 1,
+                       UInt64(UInt32.max &- 2))
         var count: UInt64 = 0
         var p = pos
         if length != 3 {
@@ -728,7 +733,7 @@ final class BinaryTraceReader {
                 pattern |= pattern &<< UInt64(width)
                 width &*= 2
             }
-            let perWord = UInt64(8 / length)
+            let perWord = UInt64(8 >> length.trailingZeroBitCount)
             while count &+ 2 &* perWord <= most && UnsafeRawPointer(buf + p).loadUnaligned(as: UInt64.self) == pattern
                     && UnsafeRawPointer(buf + p + 8).loadUnaligned(as: UInt64.self) == pattern {
                 count &+= 2 &* perWord
