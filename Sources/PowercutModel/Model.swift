@@ -799,14 +799,20 @@ final class PersistenceModel {
         if wordsPerLine == 1 && !counting && !multi && (kind != .clflush || strictClflush) {
             // The usual clwb or clflushopt: one mask word, no counts, one thread; what
             // the general path below does, with the line's dirty bytes in a register.
+            // The line stays the fast path's for the stores that follow (a copy's head
+            // is written back before its body goes on in the same line).
             let m = masks + Int(s) &* Self.maskCount
             let d = m[Self.dirtyMask]
-            if d == 0 { return .redundant }
+            if d == 0 {
+                cacheFastLine(address)
+                return .redundant
+            }
             let via = addRecord(s, seq: seq, stack: 0)
             m[Self.dirtyMask] = 0
             m[Self.flushingMask] |= d
             setVia(s, 0, d, via)
             markPending(s)
+            cacheFastLine(address)
             return .wroteBack
         }
         let dirty = maskPointer(s, Self.dirtyMask)
