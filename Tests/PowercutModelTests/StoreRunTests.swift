@@ -70,16 +70,24 @@ func copyTrace(seed: UInt64, copies: Int, domain: Domain, lineSize: UInt64, thre
         return (out, runs)
     }
 
+    /// Writes copy trace `seed`, its domain and line size chosen by the seed, as t.pct and
+    /// t.pctb in `dir`.
+    func writeCopyTrace(seed: UInt64, copies: Int, threads: Bool = true, in dir: String) throws -> (Domain, UInt64) {
+        let domain = Domain.allCases[Int(seed % 3)]
+        let lineSize: UInt64 = [64, 16, 128][Int(seed / 3 % 3)]
+        try OutputFile.write(copyTrace(seed: seed, copies: copies, domain: domain, lineSize: lineSize, threads: threads),
+                             to: "\(dir)/t.pct")
+        try convertTrace(from: "\(dir)/t.pct", to: "\(dir)/t.pctb", form: .binary)
+        return (domain, lineSize)
+    }
+
     @Test func aCoalescingReaderGivesTheSameStoresAndAReplayTheSameVerdicts() throws {
         let dir = "/tmp/powercut-runs-\(getpid())"
         mkdir(dir, 0o755)
         defer { _ = system("rm -rf \(dir)") }
         var runs = 0
         for seed in UInt64(1)...36 {
-            let domain = Domain.allCases[Int(seed % 3)]
-            let lineSize: UInt64 = [64, 16, 128][Int(seed / 3 % 3)]
-            try OutputFile.write(copyTrace(seed: seed, copies: 60, domain: domain, lineSize: lineSize), to: "\(dir)/t.pct")
-            try convertTrace(from: "\(dir)/t.pct", to: "\(dir)/t.pctb", form: .binary)
+            let (domain, lineSize) = try writeCopyTrace(seed: seed, copies: 60, in: dir)
             let plain = try events(of: "\(dir)/t.pctb", coalescing: false)
             let coalesced = try events(of: "\(dir)/t.pctb", coalescing: true)
             #expect(plain.runs == 0)
@@ -127,11 +135,7 @@ func copyTrace(seed: UInt64, copies: Int, domain: Domain, lineSize: UInt64, thre
         defer { _ = system("rm -rf \(dir)") }
         var deferredSeen = 0
         for seed in UInt64(100)...111 {
-            let domain = Domain.allCases[Int(seed % 3)]
-            let lineSize: UInt64 = [64, 16, 128][Int(seed / 3 % 3)]
-            let trace = copyTrace(seed: seed, copies: 40, domain: domain, lineSize: lineSize, threads: seed % 4 == 0)
-            try OutputFile.write(trace, to: "\(dir)/t.pct")
-            try convertTrace(from: "\(dir)/t.pct", to: "\(dir)/t.pctb", form: .binary)
+            let (domain, lineSize) = try writeCopyTrace(seed: seed, copies: 40, threads: seed % 4 == 0, in: dir)
             var results: [(ReplayResult, StateSampler)] = []
             for path in ["\(dir)/t.pct", "\(dir)/t.pctb"] {
                 let sampler = StateSampler()
