@@ -503,11 +503,10 @@ final class PersistenceModel {
         return q
     }
 
-    /// A run of back-to-back stores of one kind, size and stack (`Event.runLength`):
-    /// the stores that fall in the cached line go in at once (one mask update, a table
-    /// entry and index bytes per store, as each alone would leave them); any other goes
-    /// through `store`, which caches its line for the next. A run that leaves the op's
-    /// bounds anywhere is applied store by store, each judged as it comes.
+    /// A run of back-to-back stores of one kind, size and stack (`Event.runLength`). A
+    /// run that leaves the op's bounds anywhere is applied store by store, each judged
+    /// as it comes; the whole lines a non-temporal run fills may be deferred
+    /// (`deferRun`); the rest goes in by `storeEagerly`.
     @inline(never)
     func storeRepeated(_ e: Event, checkBounds: Bool, boundsLo: UInt64, boundsLength: UInt64,
                        outOfBounds: (Event) -> Void) {
@@ -535,7 +534,11 @@ final class PersistenceModel {
         storeEagerly(e, from: 0, to: k)
     }
 
-    /// Stores from..<to of run `e`, into their lines now (see `storeRepeated`).
+    /// Stores from..<to of run `e`, into their lines now: the stores that fall in the
+    /// cached line go in at once (one mask update, a table entry and index bytes per
+    /// store, as each alone would leave them); the run's next line, when it lies in the
+    /// range the last store hit, becomes the cached line straight from its slot; any
+    /// other store goes through `store`, which caches its line for the next.
     func storeEagerly(_ e: Event, from: UInt64, to k: UInt64) {
         let size = e.size, nonTemporal = e.kind == .ntstore
         var i = from
