@@ -760,8 +760,10 @@ private final class Walk: ReplayObserver {
             break
         }
         if seq == promiseEvent {
-            // The state where durability was promised: every chosen line.
-            for li in chosenLines.indices where state[li].contains(where: { $0 != .untouched }) && !shown.contains(li) {
+            // The state where durability was promised: every chosen line. (A set for the
+            // lines already shown: a megabyte store is 16 K lines, too many to search.)
+            let already = Set(shown)
+            for li in chosenLines.indices where !already.contains(li) && state[li].contains(where: { $0 != .untouched }) {
                 shown.append(li)
             }
             shown.sort()
