@@ -45,8 +45,10 @@ let package = Package(
         .target(name: "PowercutReport",
                 dependencies: ["PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutTriage", "PowercutOutput"]),
         // explain: the story of chosen bytes across the cut points (a replay observer),
-        // told as text and drawn as an SVG/HTML timeline.
-        .target(name: "PowercutExplain", dependencies: ["PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutOutput"]),
+        // told as text and drawn as an SVG/HTML timeline. It follows up to a megabyte of
+        // bytes, each event: the runtime's exclusivity checks were a quarter of its time.
+        .target(name: "PowercutExplain", dependencies: ["PowercutTrace", "PowercutModel", "PowercutSymbolize", "PowercutOutput"],
+                swiftSettings: hotLoop),
         // The one trace encoder in C (no libc): both recorders write through it.
         .target(name: "CPowercutEncoder"),
         // The recorder's C core: single-step, decode (capstone), unwind (libunwind).

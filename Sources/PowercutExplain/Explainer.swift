@@ -481,6 +481,9 @@ private final class Walk: ReplayObserver {
     var lineMix: [[Int]]
     /// Lines with at-risk bytes now.
     var risky = Set<Int>()
+    /// `refresh`'s view of one line, per byte: its state and store in the model now.
+    var now: [CellState] = []
+    var storeNow: [UInt64?] = []
 
     var rows: [ExplainRow] = []
     /// Per row: the lines it covers (index range) or the byte run it is.
@@ -619,8 +622,15 @@ private final class Walk: ReplayObserver {
         let line = chosenLines[li]
         let n = Int(lineSize)
         // The model's at-risk runs of the line; every other stored pmem byte is durable.
-        var now = [CellState](repeating: .durable, count: n)
-        var storeNow = [UInt64?](repeating: nil, count: n)
+        // (In buffers kept from call to call: a megabyte store refreshes 32 K lines.)
+        if now.count != n {
+            now = [CellState](repeating: .durable, count: n)
+            storeNow = [UInt64?](repeating: nil, count: n)
+        }
+        for b in 0..<n {
+            now[b] = .durable
+            storeNow[b] = nil
+        }
         for r in replayer.atRisk(line, lastByte(line)) {
             for a in r.start...(r.start &+ (r.length - 1)) {
                 let b = Int(a - line)
@@ -641,9 +651,8 @@ private final class Walk: ReplayObserver {
             store[li][b] = new.isAtRisk ? storeNow[b] : nil
             if new.isAtRisk { atRisk = true }
         }
-        var mix = Array(repeating: 0, count: CellState.allCases.count)
-        for b in 0..<n where inPmem[li][b] || state[li][b] != .untouched { mix[state[li][b].rawValue] += 1 }
-        lineMix[li] = mix
+        for k in lineMix[li].indices { lineMix[li][k] = 0 }
+        for b in 0..<n where inPmem[li][b] || state[li][b] != .untouched { lineMix[li][state[li][b].rawValue] += 1 }
         if atRisk { risky.insert(li) } else { risky.remove(li) }
         return changed
     }
