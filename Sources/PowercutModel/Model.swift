@@ -547,7 +547,7 @@ final class PersistenceModel {
             let off = address &- fastBase
             if off < fastSpan && size <= fastSpan &- off {
                 let n = fastRecCount.pointee
-                let c = min(k &- i, Self.divide(fastSpan &- off, by: size), UInt64(fastRecRoom > n ? fastRecRoom &- n : 0))
+                let c = min(k &- i, divide(fastSpan &- off, by: size), UInt64(fastRecRoom > n ? fastRecRoom &- n : 0))
                 if c > 0 {
                     let p = fastMasks
                     let lo = Int(truncatingIfNeeded: off), width = Int(truncatingIfNeeded: size)
@@ -611,13 +611,6 @@ final class PersistenceModel {
             p[wcMask] &= ~m
             p[ntMask] &= ~m
         }
-    }
-
-    /// a / b for b > 0, by a shift when b is a power of two (a store's size mostly is): a
-    /// division takes tens of cycles.
-    @inline(__always)
-    static func divide(_ a: UInt64, by b: UInt64) -> UInt64 {
-        b & (b &- 1) == 0 ? a >> UInt64(b.trailingZeroBitCount) : a / b
     }
 
     /// Forgets the fast path's line (see `fastBase`).

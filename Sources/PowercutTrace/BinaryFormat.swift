@@ -717,11 +717,7 @@ final class BinaryTraceReader {
         guard pos <= limit, UnsafeRawPointer(buf + pos).loadUnaligned(as: UInt32.self) & mask == bytes,
               a != 0, a <= 0 &- size
         else { return 0 }
-        // Divisions take tens of cycles; lengths of 1, 2 and 4 and power-of-two sizes shift.
-        @inline(__always) func divide(_ x: UInt64, _ y: UInt64) -> UInt64 {
-            y & (y &- 1) == 0 ? x >> UInt64(y.trailingZeroBitCount) : x / y
-        }
-        let most = min(divide(UInt64(limit &- pos), UInt64(length)) &+ 1, divide((0 &- size) &- a, size) &+ 1,
+        let most = min(divide(UInt64(limit &- pos), by: UInt64(length)) &+ 1, divide((0 &- size) &- a, by: size) &+ 1,
                        UInt64(UInt32.max &- 2))
         var count: UInt64 = 0
         var p = pos
